@@ -1,0 +1,194 @@
+"""Weight porting from PyTorch and Hugging Face baselines into the ANE layers (and back where cheap).
+
+Each function builds the ANE layer from the baseline's hyper-parameters and loads a state dict of
+renamed baseline tensors: 2D linear weights are unsqueezed by ``LinearANE`` itself when loaded, so
+the same renaming works for layers nested at any depth. The result is in the baseline's dtype,
+device and training mode.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .attention import MultiHeadAttentionANE
+from .layer_norm import LayerNormANE
+from .linear import LinearANE
+from .transformer_layers import TransformerDecoderLayerANE, TransformerEncoderLayerANE
+
+# Hugging Face activation names -> FeedForwardANE activations.
+HF_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+
+
+def from_linear(linear: nn.Linear) -> LinearANE:
+    return LinearANE.from_linear(linear)
+
+
+def to_linear(layer: LinearANE) -> nn.Linear:
+    return layer.to_linear()
+
+
+def from_layer_norm(norm: nn.LayerNorm, *, eps: float | None = None) -> LayerNormANE:
+    return LayerNormANE.from_layer_norm(norm, eps=eps)
+
+
+def to_layer_norm(layer: LayerNormANE) -> nn.LayerNorm:
+    return layer.to_layer_norm()
+
+
+def _load(ane: nn.Module, baseline: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    reference = next(baseline.parameters())
+    ane.to(dtype=reference.dtype, device=reference.device)
+    ane.load_state_dict({k: v.detach() for k, v in state.items()}, strict=True)
+    ane.train(baseline.training)
+    return ane
+
+
+def _linear_state(prefix: str, linear: nn.Linear) -> dict[str, torch.Tensor]:
+    state = {f"{prefix}.weight": linear.weight}
+    if linear.bias is not None:
+        state[f"{prefix}.bias"] = linear.bias
+    return state
+
+
+def _norm_state(prefix: str, norm: nn.LayerNorm) -> dict[str, torch.Tensor]:
+    bias = norm.bias if norm.bias is not None else torch.zeros_like(norm.weight)
+    return {f"{prefix}.weight": norm.weight, f"{prefix}.bias": bias}
+
+
+def _multihead_attention_state(prefix: str, mha: nn.MultiheadAttention) -> dict[str, torch.Tensor]:
+    if mha.bias_k is not None or mha.add_zero_attn:
+        raise ValueError("from_multihead_attention: add_bias_kv and add_zero_attn are not supported")
+    e, p = mha.embed_dim, prefix
+    if mha._qkv_same_embed_dim:
+        q_w, k_w, v_w = mha.in_proj_weight.split(e, dim=0)
+    else:
+        q_w, k_w, v_w = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
+    state = {f"{p}q_proj.weight": q_w, f"{p}k_proj.weight": k_w, f"{p}v_proj.weight": v_w,
+             f"{p}out_proj.weight": mha.out_proj.weight}
+    if mha.in_proj_bias is not None:
+        q_b, k_b, v_b = mha.in_proj_bias.split(e, dim=0)
+        state.update({f"{p}q_proj.bias": q_b, f"{p}k_proj.bias": k_b, f"{p}v_proj.bias": v_b,
+                      f"{p}out_proj.bias": mha.out_proj.bias})
+    return state
+
+
+def from_multihead_attention(mha: nn.MultiheadAttention, *,
+                             query_chunk_size: int | None = None) -> MultiHeadAttentionANE:
+    ane = MultiHeadAttentionANE(mha.embed_dim, mha.num_heads, bias=mha.in_proj_bias is not None,
+                                kdim=mha.kdim, vdim=mha.vdim, query_chunk_size=query_chunk_size)
+    return _load(ane, mha, _multihead_attention_state("", mha))
+
+
+def to_multihead_attention(ane: MultiHeadAttentionANE) -> nn.MultiheadAttention:
+    """The equivalent ``nn.MultiheadAttention`` (batch_first=True)."""
+    has_bias = ane.q_proj.bias is not None
+    mha = nn.MultiheadAttention(ane.embed_dim, ane.num_heads, bias=has_bias, batch_first=True,
+                                kdim=ane.kdim, vdim=ane.vdim)
+    mha.to(dtype=ane.q_proj.weight.dtype, device=ane.q_proj.weight.device)
+    with torch.no_grad():
+        weights = [p.weight[:, :, 0, 0] for p in (ane.q_proj, ane.k_proj, ane.v_proj)]
+        if mha._qkv_same_embed_dim:
+            mha.in_proj_weight.copy_(torch.cat(weights, dim=0))
+        else:
+            mha.q_proj_weight.copy_(weights[0])
+            mha.k_proj_weight.copy_(weights[1])
+            mha.v_proj_weight.copy_(weights[2])
+        mha.out_proj.weight.copy_(ane.out_proj.weight[:, :, 0, 0])
+        if has_bias:
+            mha.in_proj_bias.copy_(torch.cat([ane.q_proj.bias, ane.k_proj.bias, ane.v_proj.bias]))
+            mha.out_proj.bias.copy_(ane.out_proj.bias)
+    mha.train(ane.training)
+    return mha
+
+
+def from_distilbert_attention(attention: nn.Module, *,
+                              query_chunk_size: int | None = None) -> MultiHeadAttentionANE:
+    """Hugging Face DistilBERT self-attention (``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``)."""
+    ane = MultiHeadAttentionANE(attention.q_lin.in_features, attention.n_heads,
+                                query_chunk_size=query_chunk_size)
+    return _load(ane, attention, _distilbert_attention_state("", attention))
+
+
+def _distilbert_attention_state(prefix: str, attention: nn.Module) -> dict[str, torch.Tensor]:
+    state = {}
+    for ours, theirs in (("q_proj", "q_lin"), ("k_proj", "k_lin"), ("v_proj", "v_lin"), ("out_proj", "out_lin")):
+        state.update(_linear_state(f"{prefix}{ours}", getattr(attention, theirs)))
+    return state
+
+
+def _torch_activation(layer: nn.Module) -> str:
+    activation = layer.activation
+    if activation is F.relu or isinstance(activation, nn.ReLU):
+        return "relu"
+    if activation is F.gelu or (isinstance(activation, nn.GELU) and activation.approximate == "none"):
+        return "gelu"
+    if isinstance(activation, nn.GELU) and activation.approximate == "tanh":
+        return "gelu_tanh"
+    raise ValueError(f"expected a relu or gelu activation, got {activation!r}")
+
+
+def from_encoder_layer(layer: nn.TransformerEncoderLayer, *,
+                       query_chunk_size: int | None = None) -> TransformerEncoderLayerANE:
+    ane = TransformerEncoderLayerANE(
+        layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
+        activation=_torch_activation(layer), norm_first=layer.norm_first, eps=layer.norm1.eps,
+        bias=layer.linear1.bias is not None, query_chunk_size=query_chunk_size)
+    state = {**_multihead_attention_state("self_attn.", layer.self_attn),
+             **_linear_state("ffn.fc1", layer.linear1), **_linear_state("ffn.fc2", layer.linear2),
+             **_norm_state("norm1", layer.norm1), **_norm_state("norm2", layer.norm2)}
+    return _load(ane, layer, state)
+
+
+def from_decoder_layer(layer: nn.TransformerDecoderLayer, *,
+                       query_chunk_size: int | None = None) -> TransformerDecoderLayerANE:
+    ane = TransformerDecoderLayerANE(
+        layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
+        activation=_torch_activation(layer), norm_first=layer.norm_first, eps=layer.norm1.eps,
+        bias=layer.linear1.bias is not None, query_chunk_size=query_chunk_size)
+    state = {**_multihead_attention_state("self_attn.", layer.self_attn),
+             **_multihead_attention_state("cross_attn.", layer.multihead_attn),
+             **_linear_state("ffn.fc1", layer.linear1), **_linear_state("ffn.fc2", layer.linear2),
+             **_norm_state("norm1", layer.norm1), **_norm_state("norm2", layer.norm2),
+             **_norm_state("norm3", layer.norm3)}
+    return _load(ane, layer, state)
+
+
+def _hf_activation(name) -> str:
+    if not isinstance(name, str) or name not in HF_ACTIVATIONS:
+        raise ValueError(f"hidden activation: expected one of {sorted(HF_ACTIVATIONS)}, got {name!r}")
+    return HF_ACTIVATIONS[name]
+
+
+def from_bert_layer(layer: nn.Module, *, eps: float | None = None,
+                    query_chunk_size: int | None = None) -> TransformerEncoderLayerANE:
+    """Hugging Face ``BertLayer`` (also RoBERTa's): post-norm encoder layer with eager attention."""
+    attention, config = layer.attention, layer.attention.self.config
+    ane = TransformerEncoderLayerANE(
+        config.hidden_size, config.num_attention_heads, config.intermediate_size,
+        activation=_hf_activation(config.hidden_act), norm_first=False,
+        eps=config.layer_norm_eps if eps is None else eps, query_chunk_size=query_chunk_size)
+    state = {**_linear_state("self_attn.q_proj", attention.self.query),
+             **_linear_state("self_attn.k_proj", attention.self.key),
+             **_linear_state("self_attn.v_proj", attention.self.value),
+             **_linear_state("self_attn.out_proj", attention.output.dense),
+             **_norm_state("norm1", attention.output.LayerNorm),
+             **_linear_state("ffn.fc1", layer.intermediate.dense),
+             **_linear_state("ffn.fc2", layer.output.dense),
+             **_norm_state("norm2", layer.output.LayerNorm)}
+    return _load(ane, layer, state)
+
+
+def from_distilbert_block(block: nn.Module, *, eps: float | None = None,
+                          query_chunk_size: int | None = None) -> TransformerEncoderLayerANE:
+    """Hugging Face DistilBERT ``TransformerBlock``: post-norm encoder layer."""
+    attention, ffn = block.attention, block.ffn
+    ane = TransformerEncoderLayerANE(
+        attention.q_lin.in_features, attention.n_heads, ffn.lin1.out_features,
+        activation=_hf_activation(block.attention.config.activation), norm_first=False,
+        eps=block.sa_layer_norm.eps if eps is None else eps, query_chunk_size=query_chunk_size)
+    state = {**_linear_state("ffn.fc1", ffn.lin1), **_linear_state("ffn.fc2", ffn.lin2),
+             **_norm_state("norm1", block.sa_layer_norm), **_norm_state("norm2", block.output_layer_norm),
+             **_distilbert_attention_state("self_attn.", attention)}
+    return _load(ane, block, state)
