@@ -48,9 +48,8 @@ class MultiHeadAttentionANE(nn.Module):
         else:
             check_bc1s(key_value, "MultiHeadAttentionANE key_value", channels=self.kdim)
             if key_value.shape[0] != query.shape[0]:
-                raise ValueError(
-                    f"MultiHeadAttentionANE: query batch {query.shape[0]} != key_value batch {key_value.shape[0]}"
-                )
+                raise ValueError(f"MultiHeadAttentionANE: query batch {query.shape[0]} != "
+                                 f"key_value batch {key_value.shape[0]}")
         bias = self._score_bias(query, key_value, attention_mask, causal)
 
         # Scaling q once costs one op instead of one per head.
@@ -103,7 +102,7 @@ class MultiHeadAttentionANE(nn.Module):
 def _attend(heads_q, heads_k, heads_v, bias):
     """Per-head attention; scores are (B, S_k, 1, S_q), so softmax runs over the key axis 1."""
     out = []
-    for qh, kh, vh in zip(heads_q, heads_k, heads_v):
+    for qh, kh, vh in zip(heads_q, heads_k, heads_v, strict=True):
         scores = torch.einsum("bchq,bkhc->bkhq", qh, kh)
         if bias is not None:
             scores = scores + bias

@@ -113,7 +113,8 @@ def from_distilbert_attention(attention: nn.Module, *,
 
 def _distilbert_attention_state(prefix: str, attention: nn.Module) -> dict[str, torch.Tensor]:
     state = {}
-    for ours, theirs in (("q_proj", "q_lin"), ("k_proj", "k_lin"), ("v_proj", "v_lin"), ("out_proj", "out_lin")):
+    names = (("q_proj", "q_lin"), ("k_proj", "k_lin"), ("v_proj", "v_lin"), ("out_proj", "out_lin"))
+    for ours, theirs in names:
         state.update(_linear_state(f"{prefix}{ours}", getattr(attention, theirs)))
     return state
 
