@@ -1,0 +1,22 @@
+"""Hypothesis profiles for the suite, chosen by HYPOTHESIS_PROFILE (default: ``ci`` under CI, else ``dev``).
+
+- dev: fast feedback while editing.
+- ci: derandomized (reproducible in CI), at least 50 examples per property.
+- thorough: hundreds of examples per property, for a release or a nightly run.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", max_examples=15, **_common)
+settings.register_profile("ci", max_examples=50, derandomize=True, print_blob=True, **_common)
+settings.register_profile("thorough", max_examples=400, print_blob=True, **_common)
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+settings.load_profile(PROFILE)
+
+
+def pytest_report_header(config):
+    return f"hypothesis profile: {PROFILE} (max_examples={settings.default.max_examples})"

@@ -1,0 +1,1 @@
+"""Equivalence verification: metrics, strategies, layer pairs, Core ML conversion and execution."""

@@ -1,0 +1,77 @@
+"""Conversion of torch modules to Core ML ML Programs with the project's pass pipeline."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from collections.abc import Sequence
+
+import coremltools as ct
+import numpy as np
+import torch
+
+from . import passes
+
+PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}
+EXPORTERS = ("trace", "export")
+
+
+def pass_pipeline() -> ct.PassPipeline:
+    """coremltools' default pipeline plus the project's ``layer_norm`` affine fusion."""
+    pipeline = ct.PassPipeline.DEFAULT
+    pipeline.insert_pass(pipeline.passes.index(passes.RUNS_AFTER) + 1, passes.FUSE_LAYER_NORM_AFFINE)
+    return pipeline
+
+
+def _argument_names(model: torch.nn.Module, count: int) -> list[str]:
+    parameters = [p for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(parameters) < count:
+        return [f"input_{i}" for i in range(count)]
+    return [p.name for p in parameters[:count]]
+
+
+def _tensor_type(name: str, example: torch.Tensor) -> ct.TensorType:
+    if not isinstance(example, torch.Tensor):
+        raise TypeError(f"example input {name!r}: expected a torch.Tensor, got {type(example).__name__}")
+    # Integer inputs (token ids, masks) go in as int32: Core ML has no int64 tensors.
+    dtype = np.int32 if not example.is_floating_point() else np.float32
+    return ct.TensorType(name=name, shape=tuple(example.shape), dtype=dtype)
+
+
+def convert(model: torch.nn.Module, example_inputs: Sequence[torch.Tensor], *, precision: str = "fp16",
+            exporter: str = "trace", minimum_deployment_target=None,
+            compute_units: ct.ComputeUnit = ct.ComputeUnit.ALL, input_names: Sequence[str] | None = None):
+    """Convert ``model`` called as ``model(*example_inputs)`` to an ML Program ``MLModel``.
+
+    Inputs are named after the model's ``forward`` arguments (or ``input_names``); integer inputs
+    become int32. ``precision`` is ``"fp16"`` or ``"fp32"``; ``exporter`` is ``"trace"``
+    (``torch.jit.trace``) or ``"export"`` (``torch.export``).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {sorted(PRECISIONS)}, got {precision!r}")
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter: expected one of {list(EXPORTERS)}, got {exporter!r}")
+    example_inputs = tuple(example_inputs)
+    names = list(input_names) if input_names is not None else _argument_names(model, len(example_inputs))
+    if len(names) != len(example_inputs):
+        raise ValueError(f"input_names: expected {len(example_inputs)} names, got {len(names)}")
+    model = model.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        if exporter == "trace":
+            source = torch.jit.trace(model, example_inputs)
+        else:
+            source = torch.export.export(model, example_inputs).run_decompositions({})
+    inputs = [_tensor_type(n, x) for n, x in zip(names, example_inputs, strict=True)]
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    return ct.convert(
+        source,
+        inputs=inputs if exporter == "trace" else None,
+        convert_to="mlprogram",
+        compute_precision=PRECISIONS[precision],
+        minimum_deployment_target=minimum_deployment_target,
+        compute_units=compute_units,
+        pass_pipeline=pass_pipeline(),
+    )
