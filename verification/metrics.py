@@ -76,7 +76,8 @@ def parity(reference, output) -> Parity:
                   shape=tuple(ref.shape), ref_max_abs=float(np.nanmax(np.abs(ref))) if ref.size else 0.0)
 
 
-def assert_parity(reference, output, *, min_psnr_db: float, name: str, seed=None, context: str = "") -> Parity:
+def assert_parity(reference, output, *, min_psnr_db: float, name: str, seed=None,
+                  context: str = "") -> Parity:
     """Fail unless ``output`` matches ``reference`` to ``min_psnr_db``; the message names everything."""
     result = parity(reference, output)
     if not result.psnr_db >= min_psnr_db:  # also fails on NaN

@@ -46,7 +46,9 @@ def _channel_constant(op, var, channels: int):
 
 def _try_fuse(norm) -> bool:
     x = norm.x
-    if x.rank != 4 or list(norm.axes.val) not in ([1], [-3]) or norm.gamma is not None or norm.beta is not None:
+    if x.rank != 4 or list(norm.axes.val) not in ([1], [-3]):
+        return False
+    if norm.gamma is not None or norm.beta is not None:
         return False
     channels = x.shape[1]
     if not isinstance(channels, int):
