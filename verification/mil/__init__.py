@@ -1,0 +1,16 @@
+"""Reference executor for Core ML ML Programs (MIL), so converted models can be checked on any platform."""
+
+from .executor import MODES, InputError, MILExecutor, OpInfo, UnsupportedOpError
+from .kernels import KERNELS
+from .program import ProgramLoadError, load_program
+
+__all__ = [
+    "KERNELS",
+    "MODES",
+    "InputError",
+    "MILExecutor",
+    "OpInfo",
+    "ProgramLoadError",
+    "UnsupportedOpError",
+    "load_program",
+]

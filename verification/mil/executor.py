@@ -1,0 +1,434 @@
+"""Run a MIL program (the body of a Core ML ML Program) on torch CPU tensors, on any platform.
+
+At construction the program is turned into a flat plan: constants are decoded once into torch tensors,
+ops whose inputs are all constant are evaluated once, and every remaining op becomes one step (kernel,
+fixed keyword arguments, input slots, output slots, slots to free). ``run`` then only walks the plan.
+
+Precision modes (see ``MODES``) decide how the program's fp16 values are stored and computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from coremltools.converters.mil.mil import Program, types
+from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+
+from .kernels import KERNELS
+from .program import load_program
+
+MODES = {
+    "fp32": "every float value is stored and computed in fp32 (fp16 declarations and casts are ignored)",
+    "fp16_storage": "every op computes in fp32 from its inputs; outputs declared fp16 are rounded to fp16",
+    "fp16_native": "values declared fp16 are torch.float16 and ops run torch's float16 kernels "
+    "(GEMMs run in fp32 and round once, which is what torch's CPU fp16 GEMMs do, 100x faster)",
+}
+
+
+class UnsupportedOpError(NotImplementedError):
+    """The program contains an op this executor has no kernel for."""
+
+
+class InputError(ValueError):
+    """``run`` was given inputs that do not match the program's inputs."""
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """Where an op sits: its position among the function's operations, its name, type and output names."""
+
+    position: int
+    name: str
+    op_type: str
+    output_names: tuple
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A function input: its shape (ints, or None for a flexible dimension) and MIL dtype name."""
+
+    name: str
+    shape: tuple
+    dtype: str
+
+
+_TORCH_INT_DTYPES = {
+    types.int8: torch.int8,
+    types.uint8: torch.uint8,
+    types.int16: torch.int16,
+    types.uint16: torch.int32,
+    types.int32: torch.int32,
+    types.int64: torch.int64,
+    types.bool: torch.bool,
+}
+
+
+def _dtype_name(builtin) -> str:
+    return types.builtin_to_string(builtin)
+
+
+def _python_value(value):
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _mil_dtype(var):
+    return var.dtype if types.is_tensor(var.sym_type) else var.sym_type
+
+
+def _program_uses_fp16(function) -> bool:
+    if any(_mil_dtype(var) == types.fp16 for var in function.inputs.values()):
+        return True
+    return any(_mil_dtype(out) == types.fp16 for op in function.operations for out in op.outputs)
+
+
+class MILExecutor:
+    """Executes one function of a MIL program.
+
+    ``program_or_path``: a MIL ``Program``, a coremltools ``MLModel`` or a path to an ``.mlpackage``.
+    ``mode``: one of ``MODES``; by default "fp16_storage" when the program holds fp16 values, else "fp32".
+    Raises ``UnsupportedOpError`` at construction when an op has no kernel.
+    """
+
+    def __init__(self, program_or_path, *, mode: str | None = None, function_name: str = "main"):
+        self.program: Program = load_program(program_or_path)
+        if function_name not in self.program.functions:
+            raise ValueError(
+                f"the program has no function {function_name!r}; it has {sorted(self.program.functions)}"
+            )
+        self.function = self.program.functions[function_name]
+        self.function_name = function_name
+        self.is_fp16_program = _program_uses_fp16(self.function)
+        if mode is None:
+            mode = "fp16_storage" if self.is_fp16_program else "fp32"
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
+        self.mode = mode
+        self.inputs = {
+            name: InputSpec(
+                name,
+                tuple(None if is_symbolic(d) else int(d) for d in var.shape)
+                if types.is_tensor(var.sym_type)
+                else (),
+                _dtype_name(_mil_dtype(var)),
+            )
+            for name, var in self.function.inputs.items()
+        }
+        self.output_names = [var.name for var in self.function.outputs]
+        with torch.inference_mode():
+            self._build_plan()
+
+    # ------------------------------------------------------------------ dtypes of the mode
+
+    def _storage_dtype(self, mil_dtype):
+        if mil_dtype == types.fp32 or mil_dtype == types.fp64:
+            return torch.float32
+        if mil_dtype == types.fp16:
+            return torch.float16 if self.mode == "fp16_native" else torch.float32
+        if mil_dtype in _TORCH_INT_DTYPES:
+            return _TORCH_INT_DTYPES[mil_dtype]
+        raise TypeError(f"unsupported MIL dtype {_dtype_name(mil_dtype)}")
+
+    def _rounds(self, var) -> bool:
+        return self.mode == "fp16_storage" and _mil_dtype(var) == types.fp16
+
+    def _to_storage(self, value, var) -> torch.Tensor:
+        """A numpy constant or kernel result, stored as the mode stores ``var``'s declared type."""
+        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))
+        target = self._storage_dtype(_mil_dtype(var))
+        if self._rounds(var) and tensor.dtype != torch.float16:
+            tensor = tensor.to(torch.float16)
+        return tensor.to(target)
+
+    # ------------------------------------------------------------------ plan
+
+    def _new_slot(self, var, value=None) -> int:
+        self._slot_of[var.name] = len(self._initial_env)
+        self._initial_env.append(value)
+        return self._slot_of[var.name]
+
+    def _build_plan(self):
+        self._slot_of: dict[str, int] = {}
+        self._initial_env: list = []
+        self._constant_slots: set[int] = set()
+        self._var_by_name = {}
+        self.constants: dict[str, torch.Tensor] = {}  # every constant and folded value, as stored
+        self.folded_ops: list[OpInfo] = []
+        self._steps: list = []
+        self._upcast_cache: dict = {}
+        for var in self.function.inputs.values():
+            self._new_slot(var)
+            self._var_by_name[var.name] = var
+        total = len(list(self.function.operations))
+        for position, op in enumerate(self.function.operations):
+            for var in op.outputs:
+                self._var_by_name[var.name] = var
+            if op.op_type == "const" or op.op_type.startswith("constexpr_"):
+                self._add_constant_op(op)
+                continue
+            info = OpInfo(position, op.name, op.op_type, tuple(v.name for v in op.outputs))
+            kernel = KERNELS.get(op.op_type)
+            if kernel is None or op.blocks:
+                raise UnsupportedOpError(
+                    f"no kernel for MIL op type {op.op_type!r} (op {op.name!r}, "
+                    f"position {position} of {total} in function {self.function_name!r}); "
+                    "this executor never guesses: add a kernel in verification/mil/kernels.py"
+                )
+            self._add_op(op, info, kernel)
+        self._plan_frees()
+
+    def _add_constant_op(self, op):
+        for var in op.outputs:
+            value = var.val
+            if value is None and hasattr(op, "materialized_val_inference"):
+                value = op.materialized_val_inference()
+            if isinstance(value, str):  # string attributes (pad_type, mode, ...) stay Python strings
+                self._new_slot(var, value)
+            else:
+                tensor = self._to_storage(value, var)
+                self.constants[var.name] = tensor
+                self._new_slot(var, tensor)
+            self._constant_slots.add(self._slot_of[var.name])
+
+    def _is_constant(self, var) -> bool:
+        return self._slot_of[var.name] in self._constant_slots
+
+    def _constant_for_kernel(self, var, upcast: bool):
+        value = self._initial_env[self._slot_of[var.name]]
+        if upcast and isinstance(value, torch.Tensor) and value.dtype == torch.float16:
+            key = ("fp32", var.name)
+            if key not in self._upcast_cache:
+                self._upcast_cache[key] = value.to(torch.float32)
+            return self._upcast_cache[key]
+        return value
+
+    def _add_op(self, op, info, kernel):
+        upcast = self.mode == "fp16_native" and kernel.fp32_accumulate
+        fixed, data, attrs, tuples = {}, [], [], []
+        all_constant = True
+        float_inputs_fp16 = True
+        for name, var in op.inputs.items():
+            if isinstance(var, (list, tuple)):
+                items = []
+                for item in var:
+                    if self._is_constant(item):
+                        items.append((False, self._constant_for_kernel(item, upcast)))
+                    else:
+                        items.append((True, self._slot_of[item.name]))
+                        all_constant = False
+                    float_inputs_fp16 &= (
+                        not types.is_float(_mil_dtype(item)) or _mil_dtype(item) == types.fp16
+                    )
+                if any(is_slot for is_slot, _ in items):
+                    tuples.append((name, items))
+                else:
+                    fixed[name] = [value for _, value in items]
+                continue
+            is_attribute = name in kernel.attributes
+            if not is_attribute:
+                float_inputs_fp16 &= not types.is_float(_mil_dtype(var)) or _mil_dtype(var) == types.fp16
+            if self._is_constant(var):
+                value = self._constant_for_kernel(var, upcast and not is_attribute)
+                fixed[name] = _python_value(value) if is_attribute else value
+            else:
+                all_constant = False
+                (attrs if is_attribute else data).append((name, self._slot_of[var.name]))
+        finishers = []
+        for var in op.outputs:
+            skip_rounding = kernel.moves_data and float_inputs_fp16
+            finishers.append((self._storage_dtype(_mil_dtype(var)), self._rounds(var) and not skip_rounding))
+        call = kernel
+        if upcast and (data or tuples):
+            call = _upcasting(kernel)
+        if all_constant:
+            self._fold(op, info, call, fixed, finishers)
+            return
+        out_slots = tuple(self._new_slot(var) for var in op.outputs)
+        self._steps.append(
+            [call, fixed, tuple(data), tuple(attrs), tuple(tuples), out_slots, finishers, (), info]
+        )
+
+    def _fold(self, op, info, call, fixed, finishers):
+        try:
+            result = call(**fixed)
+        except Exception as error:
+            raise RuntimeError(
+                f"op {info.op_type!r} {info.name!r} (position {info.position}) failed while folding "
+                f"its constant inputs: {type(error).__name__}: {error}"
+            ) from error
+        outputs = result if isinstance(result, tuple) else (result,)
+        for var, tensor, (dtype, rounds) in zip(op.outputs, outputs, finishers, strict=True):
+            tensor = _finish(tensor, dtype, rounds)
+            self.constants[var.name] = tensor
+            self._new_slot(var, tensor)
+            self._constant_slots.add(self._slot_of[var.name])
+        self.folded_ops.append(info)
+
+    def _plan_frees(self):
+        """Drop each intermediate from the environment right after its last reader."""
+        keep = {self._slot_of[name] for name in self.output_names} | self._constant_slots
+        last_reader: dict[int, int] = {}
+        for index, step in enumerate(self._steps):
+            _, _, data, attrs, tuples, out_slots, _, _, _ = step
+            slots = [slot for _, slot in data] + [slot for _, slot in attrs]
+            slots += [value for _, items in tuples for is_slot, value in items if is_slot]
+            for slot in list(slots) + list(out_slots):
+                last_reader[slot] = index
+        frees: dict[int, list] = {}
+        for slot, index in last_reader.items():
+            if slot not in keep:
+                frees.setdefault(index, []).append(slot)
+        for index, step in enumerate(self._steps):
+            step[7] = tuple(frees.get(index, ()))
+        self._steps = [tuple(step) for step in self._steps]
+
+    # ------------------------------------------------------------------ inputs and outputs
+
+    def _check_inputs(self, inputs: Mapping) -> list:
+        if not isinstance(inputs, Mapping):
+            raise InputError(
+                f"inputs must be a mapping of input name to numpy array, got {type(inputs).__name__}"
+            )
+        missing = [name for name in self.inputs if name not in inputs]
+        unexpected = [name for name in inputs if name not in self.inputs]
+        if missing or unexpected:
+            raise InputError(
+                f"input names do not match the program: missing {missing}, unexpected {unexpected}; "
+                f"expected exactly {list(self.inputs)}"
+            )
+        return [self._convert_input(self.inputs[name], inputs[name]) for name in self.inputs]
+
+    def _convert_input(self, spec: InputSpec, value) -> torch.Tensor:
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        expected_shape = tuple("flexible" if d is None else d for d in spec.shape)
+        if array.ndim != len(spec.shape) or any(
+            d is not None and d != got for d, got in zip(spec.shape, array.shape, strict=False)
+        ):
+            raise InputError(
+                f"input {spec.name!r}: expected shape {expected_shape} (rank {len(spec.shape)}), "
+                f"received shape {array.shape} (rank {array.ndim})"
+            )
+        if spec.dtype in ("fp16", "fp32"):
+            if array.dtype.kind != "f":
+                raise InputError(
+                    f"input {spec.name!r}: expected a floating-point array ({spec.dtype}), "
+                    f"received dtype {array.dtype}"
+                )
+        elif spec.dtype == "bool":
+            if array.dtype.kind != "b":
+                raise InputError(f"input {spec.name!r}: expected a bool array, received dtype {array.dtype}")
+        else:
+            if array.dtype.kind not in "iu":
+                raise InputError(
+                    f"input {spec.name!r}: expected an integer array ({spec.dtype}), "
+                    f"received dtype {array.dtype}"
+                )
+            info = np.iinfo(np.int32)
+            if array.size and (array.min() < info.min or array.max() > info.max):
+                raise InputError(
+                    f"input {spec.name!r}: values [{array.min()}, {array.max()}] do not fit {spec.dtype}"
+                )
+        var = self.function.inputs[spec.name]
+        if spec.dtype == "fp16" and self.mode != "fp32":
+            array = array.astype(np.float16)
+        return self._to_storage(np.ascontiguousarray(array), var)
+
+    def _output_array(self, name: str, tensor: torch.Tensor) -> np.ndarray:
+        var = self._var_by_name[name]
+        if _mil_dtype(var) == types.fp16 and self.mode != "fp32":
+            tensor = tensor.to(torch.float16)
+        if _mil_dtype(var) == types.uint16:
+            return tensor.numpy().astype(np.uint16)
+        return tensor.numpy().copy()
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, inputs: Mapping, observe: Callable | None = None) -> dict:
+        """Run the function on ``inputs`` (name -> numpy array) and return its outputs by name.
+
+        ``observe(info: OpInfo, outputs: tuple[torch.Tensor, ...])`` is called after every op that runs
+        (constant-folded ops are listed in ``folded_ops``); the tensors are the stored values (fp16-valued
+        float32 tensors in the fp16-storage mode) and must not be modified.
+        """
+        with torch.inference_mode():
+            env = list(self._initial_env)
+            for index, tensor in enumerate(self._check_inputs(inputs)):
+                env[index] = tensor
+            self._walk(env, observe)
+            return {name: self._output_array(name, env[self._slot_of[name]]) for name in self.output_names}
+
+    def run_all_intermediates(self, inputs: Mapping) -> dict:
+        """Run and return every op output (not constants) by variable name, as numpy arrays."""
+        collected = {}
+
+        def keep(info, outputs):
+            for name, tensor in zip(info.output_names, outputs, strict=True):
+                collected[name] = self._output_array(name, tensor)
+
+        self.run(inputs, observe=keep)
+        return collected
+
+    def _walk(self, env: list, observe):
+        for call, fixed, data, attrs, tuples, out_slots, finishers, frees, info in self._steps:
+            kwargs = dict(fixed)
+            for name, slot in data:
+                kwargs[name] = env[slot]
+            for name, slot in attrs:
+                kwargs[name] = _python_value(env[slot])
+            for name, items in tuples:
+                kwargs[name] = [env[value] if is_slot else value for is_slot, value in items]
+            try:
+                result = call(**kwargs)
+            except Exception as error:
+                raise RuntimeError(
+                    f"op {info.op_type!r} {info.name!r} (position {info.position}) failed: "
+                    f"{type(error).__name__}: {error}; input shapes "
+                    f"{ {k: tuple(v.shape) for k, v in kwargs.items() if isinstance(v, torch.Tensor)} }"
+                ) from error
+            if len(out_slots) == 1:
+                dtype, rounds = finishers[0]
+                env[out_slots[0]] = _finish(result, dtype, rounds)
+            else:
+                for slot, tensor, (dtype, rounds) in zip(out_slots, result, finishers, strict=True):
+                    env[slot] = _finish(tensor, dtype, rounds)
+            if observe is not None:
+                observe(info, tuple(env[slot] for slot in out_slots))
+            for slot in frees:
+                env[slot] = None
+
+    @property
+    def op_count(self) -> int:
+        """Number of ops that run per call (constants and folded ops excluded)."""
+        return len(self._steps)
+
+
+def _finish(tensor: torch.Tensor, dtype: torch.dtype, rounds: bool) -> torch.Tensor:
+    if rounds:
+        if tensor.dtype != torch.float16:
+            tensor = tensor.to(torch.float16)
+        return tensor.to(torch.float32)
+    if tensor.dtype != dtype:
+        return tensor.to(dtype)
+    return tensor
+
+
+def _upcasting(kernel):
+    """Wrap a GEMM kernel to run its float16 tensor inputs in fp32 (native mode; the output is rounded)."""
+
+    def run_in_fp32(**kwargs):
+        for name, value in kwargs.items():
+            if isinstance(value, torch.Tensor) and value.dtype == torch.float16:
+                kwargs[name] = value.to(torch.float32)
+            elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+                kwargs[name] = [v.to(torch.float32) if v.dtype == torch.float16 else v for v in value]
+        return kernel(**kwargs)
+
+    return run_in_fp32
