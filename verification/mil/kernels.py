@@ -495,21 +495,6 @@ def conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilatio
     spatial = x.dim() - 2
     strides = list(strides) if strides is not None else [1] * spatial
     dilations = list(dilations) if dilations is not None else [1] * spatial
-    if (
-        spatial == 2
-        and groups == 1
-        and weight.shape[2] == 1
-        and weight.shape[3] == 1
-        and strides == [1, 1]
-        and pad_type in ("valid", "same", "same_lower")
-    ):
-        # A 1x1 convolution is a matrix product over channels: one GEMM, no im2col.
-        batch, channels, height, width = x.shape
-        w2d = weight.reshape(weight.shape[0], channels)
-        y = torch.matmul(w2d, x.reshape(batch, channels, height * width))
-        if bias is not None:
-            y = y + bias[:, None]
-        return y.reshape(batch, weight.shape[0], height, width)
     padding = _conv_padding(x, weight, strides, pad_type, pad, dilations)
     before, after = padding[0::2], padding[1::2]
     if before == after:
