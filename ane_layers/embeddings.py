@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import is_tracing
 from .layer_norm import LayerNormANE
 from .layout import to_bc1s
 
@@ -16,6 +17,10 @@ class EmbeddingsANE(nn.Module):
     case); the one switch to (B, C, 1, S) happens here, before the layer norm, so every later layer
     works in the ANE layout. ``position_offset`` shifts position ids (RoBERTa starts at
     padding_idx + 1); ``position_ids`` and ``token_type_ids`` may be given explicitly.
+
+    Inputs are checked: ids of rank 2 and integer dtype, S + position_offset <= max_positions (shape
+    checks run while tracing too), and, when not tracing, every id inside its table
+    (``ValueError`` naming the offending value and the valid range).
     """
 
     def __init__(self, vocab_size: int, embed_dim: int, max_positions: int, *, type_vocab_size: int = 0,
@@ -31,7 +36,21 @@ class EmbeddingsANE(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        _check_ids(input_ids, "input_ids", self.vocab_size)
         seq_len = input_ids.shape[1]
+        if seq_len + self.position_offset > self.max_positions:
+            offset = f" + position offset {self.position_offset}" if self.position_offset else ""
+            raise ValueError(
+                f"input_ids: sequence length {seq_len}{offset} exceeds the {self.max_positions} position "
+                f"embeddings (at most {self.max_positions - self.position_offset} tokens)"
+            )
+        if position_ids is not None:
+            _check_ids(position_ids, "position_ids", self.max_positions, like=input_ids, broadcast_batch=True)
+        if token_type_ids is not None:
+            if self.token_type_embeddings is None:
+                raise ValueError("token_type_ids: this embedding has no token type table (type_vocab_size 0)")
+            _check_ids(token_type_ids, "token_type_ids", self.token_type_embeddings.num_embeddings,
+                       like=input_ids)
         if position_ids is None:
             position_ids = torch.arange(self.position_offset, self.position_offset + seq_len,
                                         device=input_ids.device)[None, :]
@@ -42,3 +61,26 @@ class EmbeddingsANE(nn.Module):
             x = x + self.token_type_embeddings(token_type_ids)
         # ANE principle 1: switch to (B, C, 1, S) once, right after the lookups.
         return self.norm(to_bc1s(x))
+
+
+def _check_ids(ids, name: str, table_size: int, *, like: torch.Tensor | None = None,
+               broadcast_batch: bool = False) -> None:
+    """Rank 2 integer ids (of ``like``'s shape, batch 1 allowed if ``broadcast_batch``) in [0, table_size)."""
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"{name}: expected an integer torch.Tensor of shape (B, S), got {type(ids).__name__}")
+    if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex():
+        raise TypeError(f"{name}: expected an integer dtype (int32 or int64), got {ids.dtype}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name}: expected shape (B, S) (rank 2), got {tuple(ids.shape)}")
+    if like is not None:
+        batch_ok = ids.shape[0] == like.shape[0] or (broadcast_batch and ids.shape[0] == 1)
+        if not batch_ok or ids.shape[1] != like.shape[1]:
+            raise ValueError(f"{name}: expected shape {tuple(like.shape)} (that of input_ids), "
+                             f"got {tuple(ids.shape)}")
+    if is_tracing() or ids.numel() == 0:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= table_size:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name}: expected ids in [0, {table_size}), got {bad} "
+                         f"(range of the batch [{low}, {high}])")
