@@ -23,7 +23,7 @@ from torch import nn
 
 from ane_layers import from_bc1s
 
-from . import bert, distilbert, roberta
+from . import bert, distilbert, reference, roberta
 from .common import (
     FP16_SAFE_LAYER_NORM_EPS,
     ANEConfig,
@@ -101,5 +101,6 @@ __all__ = [
     "UnsupportedModelError",
     "hidden_states_to_bsc",
     "optimize",
+    "reference",
     "supported_models",
 ]
