@@ -14,6 +14,14 @@ settings.register_profile("dev", max_examples=15, **_common)
 settings.register_profile("ci", max_examples=50, derandomize=True, print_blob=True, **_common)
 settings.register_profile("thorough", max_examples=400, print_blob=True, **_common)
 
+# xdist workers each get an equal share of the cores: torch's default (all cores per process) makes
+# the workers' thread pools fight over the same cores and runs the suite several times slower.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    import torch
+
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 settings.load_profile(PROFILE)
 

@@ -23,8 +23,16 @@ class MultiHeadAttentionANE(nn.Module):
     tensors (B, S_k, 1, chunk) stay small for long sequences.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, *, bias: bool = True, kdim: int | None = None,
-                 vdim: int | None = None, query_chunk_size: int | None = None):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        bias: bool = True,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        query_chunk_size: int | None = None,
+    ):
         super().__init__()
         check_divisible(embed_dim, num_heads)
         if query_chunk_size is not None and query_chunk_size < 1:
@@ -40,16 +48,24 @@ class MultiHeadAttentionANE(nn.Module):
         self.v_proj = LinearANE(self.vdim, embed_dim, bias=bias)
         self.out_proj = LinearANE(embed_dim, embed_dim, bias=bias)
 
-    def forward(self, query: torch.Tensor, key_value: torch.Tensor | None = None, *,
-                attention_mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key_value: torch.Tensor | None = None,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        causal: bool = False,
+    ) -> torch.Tensor:
         check_bc1s(query, "MultiHeadAttentionANE query", channels=self.embed_dim)
         if key_value is None:
             key_value = query
         else:
             check_bc1s(key_value, "MultiHeadAttentionANE key_value", channels=self.kdim)
             if key_value.shape[0] != query.shape[0]:
-                raise ValueError(f"MultiHeadAttentionANE: query batch {query.shape[0]} != "
-                                 f"key_value batch {key_value.shape[0]}")
+                raise ValueError(
+                    f"MultiHeadAttentionANE: query batch {query.shape[0]} != "
+                    f"key_value batch {key_value.shape[0]}"
+                )
         bias = self._score_bias(query, key_value, attention_mask, causal)
 
         # Scaling q once costs one op instead of one per head.
@@ -78,8 +94,10 @@ class MultiHeadAttentionANE(nn.Module):
             chunked_bias = bias.split(n, dim=3) if bias.shape[3] > 1 else [bias] * n_chunks
         heads = []
         for h in range(self.num_heads):
-            pieces = [_attend([chunked_q[h][c]], [heads_k[h]], [heads_v[h]], chunked_bias[c])[0]
-                      for c in range(n_chunks)]
+            pieces = [
+                _attend([chunked_q[h][c]], [heads_k[h]], [heads_v[h]], chunked_bias[c])[0]
+                for c in range(n_chunks)
+            ]
             heads.append(torch.cat(pieces, dim=3))
         return heads
 
@@ -87,9 +105,20 @@ class MultiHeadAttentionANE(nn.Module):
         batch, key_length, query_length = query.shape[0], key_value.shape[3], query.shape[3]
         bias = None
         if attention_mask is not None:
+            if not isinstance(attention_mask, torch.Tensor) or attention_mask.dim() not in (2, 4):
+                got = (
+                    tuple(attention_mask.shape)
+                    if isinstance(attention_mask, torch.Tensor)
+                    else attention_mask
+                )
+                raise ValueError(
+                    f"attention_mask: expected a ({batch}, {key_length}) key-padding mask or an additive "
+                    f"bias of shape (B, S_k, 1, S_q) = ({batch}, {key_length}, 1, {query_length}), got {got}"
+                )
             if attention_mask.dim() == 2:
-                bias = attention_mask_to_bias(attention_mask, batch_size=batch, key_length=key_length,
-                                              dtype=query.dtype)
+                bias = attention_mask_to_bias(
+                    attention_mask, batch_size=batch, key_length=key_length, dtype=query.dtype
+                )
             else:
                 check_attention_bias(attention_mask, batch, key_length, query_length)
                 bias = attention_mask.to(query.dtype)

@@ -20,8 +20,9 @@ class LayerNormANE(nn.Module):
     the squared deviation overflows once |x - mean| exceeds 256.
     """
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, elementwise_affine: bool = True,
-                 clip: float | None = None):
+    def __init__(
+        self, num_channels: int, eps: float = 1e-5, elementwise_affine: bool = True, clip: float | None = None
+    ):
         super().__init__()
         if clip is not None and not clip > 0:
             raise ValueError(f"clip: expected a positive magnitude or None, got {clip}")

@@ -37,8 +37,10 @@ def _check_binary_mask(mask: torch.Tensor, name: str, batch_size: int | None, ke
         raise TypeError(f"{name}: expected a torch.Tensor of shape (B, S), got {type(mask).__name__}")
     if mask.dim() != 2:
         raise ValueError(f"{name}: expected shape (B, S), got {tuple(mask.shape)}")
-    expected = (batch_size if batch_size is not None else mask.shape[0],
-                key_length if key_length is not None else mask.shape[1])
+    expected = (
+        batch_size if batch_size is not None else mask.shape[0],
+        key_length if key_length is not None else mask.shape[1],
+    )
     if tuple(mask.shape) != expected:
         raise ValueError(f"{name}: expected shape (B, S) = {expected}, got {tuple(mask.shape)}")
     if mask.is_complex():

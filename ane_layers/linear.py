@@ -24,8 +24,11 @@ class LinearANE(nn.Conv2d):
         self.out_features = out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_bc1s(x, f"{type(self).__name__}({self.in_features}->{self.out_features}) input",
-                   channels=self.in_features)
+        check_bc1s(
+            x,
+            f"{type(self).__name__}({self.in_features}->{self.out_features}) input",
+            channels=self.in_features,
+        )
         return super().forward(x)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

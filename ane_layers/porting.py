@@ -13,6 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import MultiHeadAttentionANE
+from .embeddings import EmbeddingsANE
+from .feed_forward import FeedForwardANE
 from .layer_norm import LayerNormANE
 from .linear import LinearANE
 from .transformer_layers import TransformerDecoderLayerANE, TransformerEncoderLayerANE
@@ -65,27 +67,45 @@ def _multihead_attention_state(prefix: str, mha: nn.MultiheadAttention) -> dict[
         q_w, k_w, v_w = mha.in_proj_weight.split(e, dim=0)
     else:
         q_w, k_w, v_w = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
-    state = {f"{p}q_proj.weight": q_w, f"{p}k_proj.weight": k_w, f"{p}v_proj.weight": v_w,
-             f"{p}out_proj.weight": mha.out_proj.weight}
+    state = {
+        f"{p}q_proj.weight": q_w,
+        f"{p}k_proj.weight": k_w,
+        f"{p}v_proj.weight": v_w,
+        f"{p}out_proj.weight": mha.out_proj.weight,
+    }
     if mha.in_proj_bias is not None:
         q_b, k_b, v_b = mha.in_proj_bias.split(e, dim=0)
-        state.update({f"{p}q_proj.bias": q_b, f"{p}k_proj.bias": k_b, f"{p}v_proj.bias": v_b,
-                      f"{p}out_proj.bias": mha.out_proj.bias})
+        state.update(
+            {
+                f"{p}q_proj.bias": q_b,
+                f"{p}k_proj.bias": k_b,
+                f"{p}v_proj.bias": v_b,
+                f"{p}out_proj.bias": mha.out_proj.bias,
+            }
+        )
     return state
 
 
-def from_multihead_attention(mha: nn.MultiheadAttention, *,
-                             query_chunk_size: int | None = None) -> MultiHeadAttentionANE:
-    ane = MultiHeadAttentionANE(mha.embed_dim, mha.num_heads, bias=mha.in_proj_bias is not None,
-                                kdim=mha.kdim, vdim=mha.vdim, query_chunk_size=query_chunk_size)
+def from_multihead_attention(
+    mha: nn.MultiheadAttention, *, query_chunk_size: int | None = None
+) -> MultiHeadAttentionANE:
+    ane = MultiHeadAttentionANE(
+        mha.embed_dim,
+        mha.num_heads,
+        bias=mha.in_proj_bias is not None,
+        kdim=mha.kdim,
+        vdim=mha.vdim,
+        query_chunk_size=query_chunk_size,
+    )
     return _load(ane, mha, _multihead_attention_state("", mha))
 
 
 def to_multihead_attention(ane: MultiHeadAttentionANE) -> nn.MultiheadAttention:
     """The equivalent ``nn.MultiheadAttention`` (batch_first=True)."""
     has_bias = ane.q_proj.bias is not None
-    mha = nn.MultiheadAttention(ane.embed_dim, ane.num_heads, bias=has_bias, batch_first=True,
-                                kdim=ane.kdim, vdim=ane.vdim)
+    mha = nn.MultiheadAttention(
+        ane.embed_dim, ane.num_heads, bias=has_bias, batch_first=True, kdim=ane.kdim, vdim=ane.vdim
+    )
     mha.to(dtype=ane.q_proj.weight.dtype, device=ane.q_proj.weight.device)
     with torch.no_grad():
         weights = [p.weight[:, :, 0, 0] for p in (ane.q_proj, ane.k_proj, ane.v_proj)]
@@ -103,11 +123,13 @@ def to_multihead_attention(ane: MultiHeadAttentionANE) -> nn.MultiheadAttention:
     return mha
 
 
-def from_distilbert_attention(attention: nn.Module, *,
-                              query_chunk_size: int | None = None) -> MultiHeadAttentionANE:
+def from_distilbert_attention(
+    attention: nn.Module, *, query_chunk_size: int | None = None
+) -> MultiHeadAttentionANE:
     """Hugging Face DistilBERT self-attention (``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``)."""
-    ane = MultiHeadAttentionANE(attention.q_lin.in_features, attention.n_heads,
-                                query_chunk_size=query_chunk_size)
+    ane = MultiHeadAttentionANE(
+        attention.q_lin.in_features, attention.n_heads, query_chunk_size=query_chunk_size
+    )
     return _load(ane, attention, _distilbert_attention_state("", attention))
 
 
@@ -119,8 +141,7 @@ def _distilbert_attention_state(prefix: str, attention: nn.Module) -> dict[str, 
     return state
 
 
-def _torch_activation(layer: nn.Module) -> str:
-    activation = layer.activation
+def _torch_activation(activation) -> str:
     if activation is F.relu or isinstance(activation, nn.ReLU):
         return "relu"
     if activation is F.gelu or (isinstance(activation, nn.GELU) and activation.approximate == "none"):
@@ -130,29 +151,51 @@ def _torch_activation(layer: nn.Module) -> str:
     raise ValueError(f"expected a relu or gelu activation, got {activation!r}")
 
 
-def from_encoder_layer(layer: nn.TransformerEncoderLayer, *,
-                       query_chunk_size: int | None = None) -> TransformerEncoderLayerANE:
+def from_encoder_layer(
+    layer: nn.TransformerEncoderLayer, *, query_chunk_size: int | None = None
+) -> TransformerEncoderLayerANE:
     ane = TransformerEncoderLayerANE(
-        layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
-        activation=_torch_activation(layer), norm_first=layer.norm_first, eps=layer.norm1.eps,
-        bias=layer.linear1.bias is not None, query_chunk_size=query_chunk_size)
-    state = {**_multihead_attention_state("self_attn.", layer.self_attn),
-             **_linear_state("ffn.fc1", layer.linear1), **_linear_state("ffn.fc2", layer.linear2),
-             **_norm_state("norm1", layer.norm1), **_norm_state("norm2", layer.norm2)}
+        layer.self_attn.embed_dim,
+        layer.self_attn.num_heads,
+        layer.linear1.out_features,
+        activation=_torch_activation(layer.activation),
+        norm_first=layer.norm_first,
+        eps=layer.norm1.eps,
+        bias=layer.linear1.bias is not None,
+        query_chunk_size=query_chunk_size,
+    )
+    state = {
+        **_multihead_attention_state("self_attn.", layer.self_attn),
+        **_linear_state("ffn.fc1", layer.linear1),
+        **_linear_state("ffn.fc2", layer.linear2),
+        **_norm_state("norm1", layer.norm1),
+        **_norm_state("norm2", layer.norm2),
+    }
     return _load(ane, layer, state)
 
 
-def from_decoder_layer(layer: nn.TransformerDecoderLayer, *,
-                       query_chunk_size: int | None = None) -> TransformerDecoderLayerANE:
+def from_decoder_layer(
+    layer: nn.TransformerDecoderLayer, *, query_chunk_size: int | None = None
+) -> TransformerDecoderLayerANE:
     ane = TransformerDecoderLayerANE(
-        layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
-        activation=_torch_activation(layer), norm_first=layer.norm_first, eps=layer.norm1.eps,
-        bias=layer.linear1.bias is not None, query_chunk_size=query_chunk_size)
-    state = {**_multihead_attention_state("self_attn.", layer.self_attn),
-             **_multihead_attention_state("cross_attn.", layer.multihead_attn),
-             **_linear_state("ffn.fc1", layer.linear1), **_linear_state("ffn.fc2", layer.linear2),
-             **_norm_state("norm1", layer.norm1), **_norm_state("norm2", layer.norm2),
-             **_norm_state("norm3", layer.norm3)}
+        layer.self_attn.embed_dim,
+        layer.self_attn.num_heads,
+        layer.linear1.out_features,
+        activation=_torch_activation(layer.activation),
+        norm_first=layer.norm_first,
+        eps=layer.norm1.eps,
+        bias=layer.linear1.bias is not None,
+        query_chunk_size=query_chunk_size,
+    )
+    state = {
+        **_multihead_attention_state("self_attn.", layer.self_attn),
+        **_multihead_attention_state("cross_attn.", layer.multihead_attn),
+        **_linear_state("ffn.fc1", layer.linear1),
+        **_linear_state("ffn.fc2", layer.linear2),
+        **_norm_state("norm1", layer.norm1),
+        **_norm_state("norm2", layer.norm2),
+        **_norm_state("norm3", layer.norm3),
+    }
     return _load(ane, layer, state)
 
 
@@ -162,34 +205,95 @@ def _hf_activation(name) -> str:
     return HF_ACTIVATIONS[name]
 
 
-def from_bert_layer(layer: nn.Module, *, eps: float | None = None,
-                    query_chunk_size: int | None = None) -> TransformerEncoderLayerANE:
+def from_bert_layer(
+    layer: nn.Module, *, eps: float | None = None, query_chunk_size: int | None = None
+) -> TransformerEncoderLayerANE:
     """Hugging Face ``BertLayer`` (also RoBERTa's): post-norm encoder layer with eager attention."""
     attention, config = layer.attention, layer.attention.self.config
     ane = TransformerEncoderLayerANE(
-        config.hidden_size, config.num_attention_heads, config.intermediate_size,
-        activation=_hf_activation(config.hidden_act), norm_first=False,
-        eps=config.layer_norm_eps if eps is None else eps, query_chunk_size=query_chunk_size)
-    state = {**_linear_state("self_attn.q_proj", attention.self.query),
-             **_linear_state("self_attn.k_proj", attention.self.key),
-             **_linear_state("self_attn.v_proj", attention.self.value),
-             **_linear_state("self_attn.out_proj", attention.output.dense),
-             **_norm_state("norm1", attention.output.LayerNorm),
-             **_linear_state("ffn.fc1", layer.intermediate.dense),
-             **_linear_state("ffn.fc2", layer.output.dense),
-             **_norm_state("norm2", layer.output.LayerNorm)}
+        config.hidden_size,
+        config.num_attention_heads,
+        config.intermediate_size,
+        activation=_hf_activation(config.hidden_act),
+        norm_first=False,
+        eps=config.layer_norm_eps if eps is None else eps,
+        query_chunk_size=query_chunk_size,
+    )
+    state = {
+        **_linear_state("self_attn.q_proj", attention.self.query),
+        **_linear_state("self_attn.k_proj", attention.self.key),
+        **_linear_state("self_attn.v_proj", attention.self.value),
+        **_linear_state("self_attn.out_proj", attention.output.dense),
+        **_norm_state("norm1", attention.output.LayerNorm),
+        **_linear_state("ffn.fc1", layer.intermediate.dense),
+        **_linear_state("ffn.fc2", layer.output.dense),
+        **_norm_state("norm2", layer.output.LayerNorm),
+    }
     return _load(ane, layer, state)
 
 
-def from_distilbert_block(block: nn.Module, *, eps: float | None = None,
-                          query_chunk_size: int | None = None) -> TransformerEncoderLayerANE:
+def from_distilbert_block(
+    block: nn.Module, *, eps: float | None = None, query_chunk_size: int | None = None
+) -> TransformerEncoderLayerANE:
     """Hugging Face DistilBERT ``TransformerBlock``: post-norm encoder layer."""
     attention, ffn = block.attention, block.ffn
     ane = TransformerEncoderLayerANE(
-        attention.q_lin.in_features, attention.n_heads, ffn.lin1.out_features,
-        activation=_hf_activation(block.attention.config.activation), norm_first=False,
-        eps=block.sa_layer_norm.eps if eps is None else eps, query_chunk_size=query_chunk_size)
-    state = {**_linear_state("ffn.fc1", ffn.lin1), **_linear_state("ffn.fc2", ffn.lin2),
-             **_norm_state("norm1", block.sa_layer_norm), **_norm_state("norm2", block.output_layer_norm),
-             **_distilbert_attention_state("self_attn.", attention)}
+        attention.q_lin.in_features,
+        attention.n_heads,
+        ffn.lin1.out_features,
+        activation=_hf_activation(block.attention.config.activation),
+        norm_first=False,
+        eps=block.sa_layer_norm.eps if eps is None else eps,
+        query_chunk_size=query_chunk_size,
+    )
+    state = {
+        **_linear_state("ffn.fc1", ffn.lin1),
+        **_linear_state("ffn.fc2", ffn.lin2),
+        **_norm_state("norm1", block.sa_layer_norm),
+        **_norm_state("norm2", block.output_layer_norm),
+        **_distilbert_attention_state("self_attn.", attention),
+    }
     return _load(ane, block, state)
+
+
+def from_feed_forward(mlp: nn.Sequential) -> FeedForwardANE:
+    """``nn.Sequential(nn.Linear, activation, nn.Linear)`` (activation ReLU or GELU)."""
+    kinds = [type(m).__name__ for m in mlp]
+    if len(mlp) != 3 or not isinstance(mlp[0], nn.Linear) or not isinstance(mlp[2], nn.Linear):
+        raise ValueError(f"from_feed_forward: expected Sequential(Linear, activation, Linear), got {kinds}")
+    ane = FeedForwardANE(
+        mlp[0].in_features,
+        mlp[0].out_features,
+        activation=_torch_activation(mlp[1]),
+        bias=mlp[0].bias is not None,
+    )
+    return _load(ane, mlp, {**_linear_state("fc1", mlp[0]), **_linear_state("fc2", mlp[2])})
+
+
+def from_bert_embeddings(
+    embeddings: nn.Module, *, eps: float | None = None, position_offset: int = 0
+) -> EmbeddingsANE:
+    """Hugging Face BERT-style embeddings (word, position, token type embeddings and ``LayerNorm``).
+
+    DistilBERT's embeddings (no token types) port too; RoBERTa passes ``position_offset``.
+    """
+    words, positions = embeddings.word_embeddings, embeddings.position_embeddings
+    types = getattr(embeddings, "token_type_embeddings", None)
+    norm = embeddings.LayerNorm
+    ane = EmbeddingsANE(
+        words.num_embeddings,
+        words.embedding_dim,
+        positions.num_embeddings,
+        type_vocab_size=types.num_embeddings if types is not None else 0,
+        pad_token_id=words.padding_idx,
+        eps=norm.eps if eps is None else eps,
+        position_offset=position_offset,
+    )
+    state = {
+        "word_embeddings.weight": words.weight,
+        "position_embeddings.weight": positions.weight,
+        **_norm_state("norm", norm),
+    }
+    if types is not None:
+        state["token_type_embeddings.weight"] = types.weight
+    return _load(ane, embeddings, state)

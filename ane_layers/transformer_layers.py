@@ -15,19 +15,30 @@ from .layer_norm import LayerNormANE
 
 
 class TransformerEncoderLayerANE(nn.Module):
-    def __init__(self, embed_dim: int, num_heads: int, ffn_dim: int, *, activation: str = "relu",
-                 norm_first: bool = False, eps: float = 1e-5, bias: bool = True,
-                 query_chunk_size: int | None = None):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        ffn_dim: int,
+        *,
+        activation: str = "relu",
+        norm_first: bool = False,
+        eps: float = 1e-5,
+        bias: bool = True,
+        query_chunk_size: int | None = None,
+    ):
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttentionANE(embed_dim, num_heads, bias=bias,
-                                               query_chunk_size=query_chunk_size)
+        self.self_attn = MultiHeadAttentionANE(
+            embed_dim, num_heads, bias=bias, query_chunk_size=query_chunk_size
+        )
         self.norm1 = LayerNormANE(embed_dim, eps=eps)
         self.ffn = FeedForwardANE(embed_dim, ffn_dim, activation=activation, bias=bias)
         self.norm2 = LayerNormANE(embed_dim, eps=eps)
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                causal: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, causal: bool = False
+    ) -> torch.Tensor:
         """``attention_mask``: (B, S) keep mask or additive bias, as in ``MultiHeadAttentionANE``."""
         if self.norm_first:
             x = x + self.self_attn(self.norm1(x), attention_mask=attention_mask, causal=causal)
@@ -37,23 +48,40 @@ class TransformerEncoderLayerANE(nn.Module):
 
 
 class TransformerDecoderLayerANE(nn.Module):
-    def __init__(self, embed_dim: int, num_heads: int, ffn_dim: int, *, activation: str = "relu",
-                 norm_first: bool = False, eps: float = 1e-5, bias: bool = True,
-                 query_chunk_size: int | None = None):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        ffn_dim: int,
+        *,
+        activation: str = "relu",
+        norm_first: bool = False,
+        eps: float = 1e-5,
+        bias: bool = True,
+        query_chunk_size: int | None = None,
+    ):
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttentionANE(embed_dim, num_heads, bias=bias,
-                                               query_chunk_size=query_chunk_size)
+        self.self_attn = MultiHeadAttentionANE(
+            embed_dim, num_heads, bias=bias, query_chunk_size=query_chunk_size
+        )
         self.norm1 = LayerNormANE(embed_dim, eps=eps)
-        self.cross_attn = MultiHeadAttentionANE(embed_dim, num_heads, bias=bias,
-                                                query_chunk_size=query_chunk_size)
+        self.cross_attn = MultiHeadAttentionANE(
+            embed_dim, num_heads, bias=bias, query_chunk_size=query_chunk_size
+        )
         self.norm2 = LayerNormANE(embed_dim, eps=eps)
         self.ffn = FeedForwardANE(embed_dim, ffn_dim, activation=activation, bias=bias)
         self.norm3 = LayerNormANE(embed_dim, eps=eps)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, *,
-                attention_mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None, causal: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+        causal: bool = True,
+    ) -> torch.Tensor:
         """``x``: (B, C, 1, S_t) targets; ``memory``: (B, C, 1, S_s) encoder output.
 
         ``attention_mask`` masks target keys, ``memory_mask`` the memory keys (each a (B, S) keep

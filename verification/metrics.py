@@ -71,13 +71,20 @@ def parity(reference, output) -> Parity:
         metrics = (psnr(ref, out), float(err.max()), max_rel, cosine)
     else:
         metrics = (float("nan"),) * 4
-    return Parity(*metrics, nan_count=int(np.isnan(out).sum()), inf_count=int(np.isinf(out).sum()),
-                  ref_nan_count=int(np.isnan(ref).sum()), ref_inf_count=int(np.isinf(ref).sum()),
-                  shape=tuple(ref.shape), ref_max_abs=float(np.nanmax(np.abs(ref))) if ref.size else 0.0)
+    return Parity(
+        *metrics,
+        nan_count=int(np.isnan(out).sum()),
+        inf_count=int(np.isinf(out).sum()),
+        ref_nan_count=int(np.isnan(ref).sum()),
+        ref_inf_count=int(np.isinf(ref).sum()),
+        shape=tuple(ref.shape),
+        ref_max_abs=float(np.nanmax(np.abs(ref))) if ref.size else 0.0,
+    )
 
 
-def assert_parity(reference, output, *, min_psnr_db: float, name: str, seed=None,
-                  context: str = "") -> Parity:
+def assert_parity(
+    reference, output, *, min_psnr_db: float, name: str, seed=None, context: str = ""
+) -> Parity:
     """Fail unless ``output`` matches ``reference`` to ``min_psnr_db``; the message names everything."""
     result = parity(reference, output)
     if not result.psnr_db >= min_psnr_db:  # also fails on NaN

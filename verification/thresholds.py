@@ -7,9 +7,12 @@ more measured here), so the layer suite asks for far more than 60 dB, to catch s
 
 LAYER_FP32_PSNR_DB = 100.0
 MODEL_FP32_PSNR_DB = 90.0
-# fp16 torch execution of a layer against its fp32 baseline: fp16 has an 11-bit significand
-# (about 66 dB for one rounding at full scale); a layer chains a few dozen roundings.
-LAYER_FP16_PSNR_DB = 40.0
+# fp16 torch execution of a layer against its fp32 baseline, inputs of magnitude 0.1 to 10: one fp16
+# rounding at full scale is about 66 dB; the worst case measured over 50 examples of every pair was
+# 53 dB (query-chunked attention). Outside that range fp16 fails in ways tests/layers/test_fp16.py
+# pins down (overflow of squared deviations, underflow of eps and of small variances).
+LAYER_FP16_PSNR_DB = 45.0
+LAYER_FP16_INPUT_SCALES = (0.1, 1.0, 10.0)
 
 ALL = {
     "layer_fp32_psnr_db": LAYER_FP32_PSNR_DB,

@@ -18,15 +18,18 @@ EXPORTERS = ("trace", "export")
 
 
 def pass_pipeline() -> ct.PassPipeline:
-    """coremltools' default pipeline plus the project's ``layer_norm`` affine fusion."""
+    """coremltools' default pipeline plus the project's channel-axis ``layer_norm`` fusion."""
     pipeline = ct.PassPipeline.DEFAULT
-    pipeline.insert_pass(pipeline.passes.index(passes.RUNS_AFTER) + 1, passes.FUSE_LAYER_NORM_AFFINE)
+    pipeline.insert_pass(pipeline.passes.index(passes.RUNS_BEFORE), passes.FUSE_CHANNEL_LAYER_NORM)
     return pipeline
 
 
 def _argument_names(model: torch.nn.Module, count: int) -> list[str]:
-    parameters = [p for p in inspect.signature(model.forward).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    parameters = [
+        p
+        for p in inspect.signature(model.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     if len(parameters) < count:
         return [f"input_{i}" for i in range(count)]
     return [p.name for p in parameters[:count]]
@@ -40,9 +43,16 @@ def _tensor_type(name: str, example: torch.Tensor) -> ct.TensorType:
     return ct.TensorType(name=name, shape=tuple(example.shape), dtype=dtype)
 
 
-def convert(model: torch.nn.Module, example_inputs: Sequence[torch.Tensor], *, precision: str = "fp16",
-            exporter: str = "trace", minimum_deployment_target=None,
-            compute_units: ct.ComputeUnit = ct.ComputeUnit.ALL, input_names: Sequence[str] | None = None):
+def convert(
+    model: torch.nn.Module,
+    example_inputs: Sequence[torch.Tensor],
+    *,
+    precision: str = "fp16",
+    exporter: str = "trace",
+    minimum_deployment_target=None,
+    compute_units: ct.ComputeUnit = ct.ComputeUnit.ALL,
+    input_names: Sequence[str] | None = None,
+):
     """Convert ``model`` called as ``model(*example_inputs)`` to an ML Program ``MLModel``.
 
     Inputs are named after the model's ``forward`` arguments (or ``input_names``); integer inputs
