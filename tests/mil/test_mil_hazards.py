@@ -1,0 +1,74 @@
+"""The hazard finder on planted cases: a finfo(float32).min attention mask that turns the fp16 program's
+output into NaN, BERT's layer-norm epsilon 1e-12 that fp16 stores as a subnormal, and a value that
+overflows only in fp16."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from coremltools.converters.mil.mil import Builder as mb
+from coremltools.converters.mil.mil import types
+
+from verification.mil.hazards import find_hazards
+
+pytestmark = pytest.mark.coreml
+
+
+@pytest.fixture(scope="module")
+def finfo_mask_report(saved_models):
+    fp16_path, _, feed = saved_models["bert_finfo_min_mask_fp16"]
+    fp32_path = saved_models["bert_finfo_min_mask_fp32"][0]
+    return find_hazards(fp16_path, feed, fp32_program=fp32_path)
+
+
+def test_finfo_min_mask_goes_nan_and_the_first_nan_op_is_named(finfo_mask_report):
+    report = finfo_mask_report
+    text = report.render()
+    first = report.first_non_finite
+    assert first is not None, text
+    assert first.nan_count > 0, text
+    # The mask product (1 - mask) * finfo.min is the first op: 0 * -inf gives NaN.
+    assert first.op_type == "mul", text
+    assert first.name in text and "FIRST NON-FINITE" in text
+
+
+def test_finfo_min_mask_constant_is_flagged_in_both_programs(finfo_mask_report):
+    kinds = {(w.program, w.kind) for w in finfo_mask_report.constant_warnings}
+    text = finfo_mask_report.render()
+    assert ("fp32 program", "overflow") in kinds, text
+    assert ("fp16 program", "infinite") in kinds, text
+
+
+def test_layer_norm_epsilon_1e_12_is_flagged_as_subnormal_and_underflow(finfo_mask_report):
+    warnings = finfo_mask_report.constant_warnings
+    text = finfo_mask_report.render()
+    fp16_eps = [w for w in warnings if w.program == "fp16 program" and w.kind == "subnormal"]
+    assert any("layer_norm" in user for w in fp16_eps for user in w.used_by), text
+    fp32_eps = [w for w in warnings if w.program == "fp32 program" and w.kind == "underflow"]
+    assert any("layer_norm" in user and "epsilon" in user for w in fp32_eps for user in w.used_by), text
+    assert "1e-12" in text and "5.96e-08" in text
+
+
+def test_a_finite_mask_program_has_no_non_finite_op_and_ranks_ops_by_psnr(saved_models):
+    path, _, feed = saved_models["bert_finite_mask_fp16"]
+    report = find_hazards(path, feed)
+    assert report.first_non_finite is None, report.render()
+    values = [op.psnr_db for op in report.ops_by_precision]
+    assert values == sorted(values) and len(values) > 10
+    assert all(np.isfinite(v) for v in values), report.render()
+    assert report.ops_by_precision[0].name in report.render(top=3)
+    (output_psnr,) = report.output_psnr_db.values()
+    assert 40 < output_psnr < 120, report.render()
+
+
+def test_runtime_overflow_only_in_fp16_is_found_with_the_fp32_run_finite():
+    @mb.program(input_specs=[mb.TensorSpec(shape=(4,), dtype=types.fp16)])
+    def program(x):
+        big = mb.mul(x=x, y=np.float16(300.0), name="scale_up")
+        bigger = mb.mul(x=big, y=np.float16(300.0), name="overflows")
+        return mb.sub(x=bigger, y=bigger, name="inf_minus_inf")
+
+    report = find_hazards(program, {"x": np.array([1, 2, 3, 4], np.float16)})
+    first = report.first_non_finite
+    assert first is not None and first.name == "overflows" and first.inf_count == 4, report.render()
+    assert first.reference_is_finite, report.render()
