@@ -1,11 +1,13 @@
 """Time the MIL reference executor against torch eager on a DistilBERT-base-sized ANE model.
 
-The model: 6 encoder layers, 768 wide, 12 heads, FFN 3072, 1x1 convs in (B, C, 1, S) layout, split-einsum
-attention (one einsum pair per head), BC1S layer norms; sequence 128, batch 1. It is converted to an fp16
+The model: ``ane_models.distilbert.DistilBertModelANE`` with the DistilBERT-base config when the project
+has it (else the self-contained ``AneEncoder`` below, same shape): 6 encoder layers, 768 wide, 12 heads,
+FFN 3072, 1x1 convs in (B, C, 1, S) layout, split-einsum attention (one einsum pair per head), BC1S layer
+norms; sequence 128, batch 1. It is converted to an fp16
 and an fp32 ML Program, then torch eager, the executor's fp16-storage (default) and native-fp16 modes and
 the fp32 program are timed side by side, interleaved, several repetitions, median; torch uses 2 threads.
 
-Run: python benchmarks/bench_mil_executor.py [--repeats N] [--layers N]
+Run: python benchmarks/bench_mil_executor.py [--repeats N] [--layers N] [--self-contained]
 """
 
 from __future__ import annotations
@@ -88,6 +90,28 @@ class AneEncoder(nn.Module):
         return x
 
 
+def project_distilbert(layers: int):
+    """The project's ANE DistilBERT with random weights and the DistilBERT-base config, or None."""
+    try:
+        import transformers
+
+        from ane_models.distilbert import DistilBertModelANE
+    except ImportError:
+        return None
+    config = transformers.DistilBertConfig(n_layers=layers)
+    ane = DistilBertModelANE(config, layer_norm_eps=1e-7).eval()
+
+    class FirstOutput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ane = ane
+
+        def forward(self, input_ids, attention_mask):
+            return self.ane(input_ids, attention_mask)[0]
+
+    return FirstOutput().eval()
+
+
 def convert(model, example, precision):
     import coremltools as ct
 
@@ -106,13 +130,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--self-contained", action="store_true", help="use AneEncoder, not ane_models")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import coremltools as ct
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    model = AneEncoder(seq=args.seq, layers=args.layers).eval()
+    model = None if args.self_contained else project_distilbert(args.layers)
+    source = "ane_models.distilbert.DistilBertModelANE"
+    if model is None:
+        model, source = AneEncoder(seq=args.seq, layers=args.layers).eval(), "self-contained AneEncoder"
     ids = torch.randint(0, 30522, (1, args.seq), dtype=torch.int32)
     mask = torch.ones(1, args.seq, dtype=torch.int32)
     mask[0, -args.seq // 8 :] = 0
@@ -133,6 +161,7 @@ def main():
         }
         load_seconds = time.perf_counter() - start
     ops = runners["executor fp16 storage"].op_count
+    print(f"model: {source}")
     print(
         f"converted both programs in {convert_seconds:.1f} s, loaded three executors in {load_seconds:.1f} s"
     )
