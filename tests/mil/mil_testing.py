@@ -7,8 +7,8 @@ import numpy as np
 from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import Function, Program, types
 
+from verification.metrics import psnr
 from verification.mil import MILExecutor
-from verification.mil.hazards import psnr
 
 _MIL_DTYPE_OF_NUMPY = {
     np.dtype(np.float32): types.fp32,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from mil_testing import describe_difference
 
+from verification.metrics import psnr
 from verification.mil import KERNELS, MILExecutor
-from verification.mil.hazards import psnr
 
 pytestmark = pytest.mark.coreml
 

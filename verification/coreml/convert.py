@@ -11,7 +11,7 @@ import coremltools as ct
 import numpy as np
 import torch
 
-from . import passes
+from . import passes, torch_ops  # noqa: F401 (torch_ops registers converters on import)
 
 PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}
 EXPORTERS = ("trace", "export")
@@ -52,12 +52,15 @@ def convert(
     minimum_deployment_target=None,
     compute_units: ct.ComputeUnit = ct.ComputeUnit.ALL,
     input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
 ):
     """Convert ``model`` called as ``model(*example_inputs)`` to an ML Program ``MLModel``.
 
-    Inputs are named after the model's ``forward`` arguments (or ``input_names``); integer inputs
-    become int32. ``precision`` is ``"fp16"`` or ``"fp32"``; ``exporter`` is ``"trace"``
-    (``torch.jit.trace``) or ``"export"`` (``torch.export``).
+    Inputs are named after the model's ``forward`` arguments (or ``input_names``, trace only);
+    integer inputs become int32. Outputs take ``output_names``, else the model's ``output_names``
+    attribute if it has one (the ``ane_models`` do), else coremltools' generated names.
+    ``precision`` is ``"fp16"`` or ``"fp32"``; ``exporter`` is ``"trace"`` (``torch.jit.trace``) or
+    ``"export"`` (``torch.export``). The model is put in eval mode.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -67,18 +70,24 @@ def convert(
     names = list(input_names) if input_names is not None else _argument_names(model, len(example_inputs))
     if len(names) != len(example_inputs):
         raise ValueError(f"input_names: expected {len(example_inputs)} names, got {len(names)}")
+    inputs = [_tensor_type(n, x) for n, x in zip(names, example_inputs, strict=True)]
     model = model.eval()
+    if exporter == "export":
+        # Core ML has no int64 tensors: let the exported graph see the int32 inputs it will get.
+        example_inputs = tuple(x if x.is_floating_point() else x.to(torch.int32) for x in example_inputs)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         if exporter == "trace":
             source = torch.jit.trace(model, example_inputs)
         else:
             source = torch.export.export(model, example_inputs).run_decompositions({})
-    inputs = [_tensor_type(n, x) for n, x in zip(names, example_inputs, strict=True)]
+    output_names = output_names if output_names is not None else getattr(model, "output_names", None)
+    outputs = [ct.TensorType(name=n) for n in output_names] if output_names else None
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     return ct.convert(
         source,
         inputs=inputs if exporter == "trace" else None,
+        outputs=outputs,
         convert_to="mlprogram",
         compute_precision=PRECISIONS[precision],
         minimum_deployment_target=minimum_deployment_target,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from verification.metrics import psnr
+
 from .executor import MILExecutor
 from .program import load_program
 
@@ -20,15 +22,6 @@ FP16_MAX = 65504.0
 FP16_SMALLEST_NORMAL = 2.0**-14  # 6.10e-5: below it fp16 values are subnormal (fewer significant bits)
 FP16_ROUNDS_TO_ZERO = 2.0**-25  # 2.98e-8: half the smallest subnormal; smaller magnitudes become 0
 SMALL_CONSTANT = 16  # constants up to this many elements are reported value by value (epsilons, scales)
-
-
-def psnr(reference, output) -> float:
-    """20 log10((max|ref| + 1e-5) / (RMSE + 1e-10)), RMSE over all elements, computed in float64."""
-    ref = torch.as_tensor(np.asarray(reference) if not isinstance(reference, torch.Tensor) else reference)
-    out = torch.as_tensor(np.asarray(output) if not isinstance(output, torch.Tensor) else output)
-    ref, out = ref.double(), out.double()
-    rmse = torch.sqrt(torch.mean((ref - out) ** 2)).item()
-    return float(20 * np.log10((ref.abs().max().item() + 1e-5) / (rmse + 1e-10)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""Saving and loading ``.mlpackage`` files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import coremltools as ct
+
+
+class PackageError(ValueError):
+    """A model package could not be saved or opened (the message names the path and the problem)."""
+
+
+def save(mlmodel: ct.models.MLModel, path: str | os.PathLike) -> Path:
+    """Save to ``path`` (an ``.mlpackage`` directory) atomically: a failed save leaves nothing behind.
+
+    The package is written to a sibling temporary directory and renamed into place, replacing an older
+    package at ``path``.
+    """
+    path = Path(path)
+    if path.suffix != ".mlpackage":
+        raise PackageError(f"save: expected a path ending in .mlpackage, got {str(path)!r}")
+    if path.exists() and not path.is_dir():
+        raise PackageError(f"save: {str(path)!r} exists and is not a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise PackageError(f"save: the directory {str(parent)!r} does not exist")
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-", dir=parent))
+    try:
+        mlmodel.save(str(staging / path.name))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def load(path: str | os.PathLike, *, compute_units: ct.ComputeUnit = ct.ComputeUnit.ALL) -> ct.models.MLModel:
+    """Open a saved ``.mlpackage``. Off macOS the model cannot predict; its spec and weights load."""
+    path = Path(path)
+    if not path.exists():
+        raise PackageError(f"load: no model package at {str(path)!r}")
+    if not (path / "Manifest.json").is_file():
+        raise PackageError(f"load: {str(path)!r} is not an .mlpackage (no Manifest.json inside)")
+    try:
+        return ct.models.MLModel(str(path), compute_units=compute_units, skip_model_load=not _can_load())
+    except Exception as error:
+        raise PackageError(
+            f"load: corrupt model package {str(path)!r} ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _can_load() -> bool:
+    from .predict import coreml_runtime_available
+
+    return coreml_runtime_available()
