@@ -192,7 +192,6 @@ class BertForMultipleChoiceANE(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None):
         check_rank(input_ids, 3, "input_ids", "(B, num_choices, S)")
-        batch, choices = input_ids.shape[:2]
         if attention_mask is not None:
             check_same_shape(attention_mask, input_ids, "attention_mask")
             attention_mask = attention_mask.flatten(0, 1)
@@ -202,7 +201,8 @@ class BertForMultipleChoiceANE(nn.Module):
         # Every choice is one sequence of a (B * num_choices, S) batch.
         _, pooled = self.backbone(input_ids.flatten(0, 1), attention_mask, token_type_ids)
         logits = self.classifier(pooled[:, :, None, None])  # (B * num_choices, 1, 1, 1)
-        return (logits.reshape(batch, choices),)
+        # Back to (B, num_choices) by shape alone: no traced size arithmetic (aten::Int) to convert.
+        return (logits.flatten().reshape_as(input_ids[:, :, 0]),)
 
 
 HEADS = {

@@ -152,14 +152,14 @@ class DistilBertForMultipleChoiceANE(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         check_rank(input_ids, 3, "input_ids", "(B, num_choices, S)")
-        batch, choices = input_ids.shape[:2]
         if attention_mask is not None:
             check_same_shape(attention_mask, input_ids, "attention_mask")
             attention_mask = attention_mask.flatten(0, 1)
         (x,) = self.backbone(input_ids.flatten(0, 1), attention_mask)  # (B * num_choices, S)
         first = x[:, :, :, :1]
         logits = self.classifier(torch.relu(self.pre_classifier(first)))  # (B * choices, 1, 1, 1)
-        return (logits.reshape(batch, choices),)
+        # Back to (B, num_choices) by shape alone: no traced size arithmetic (aten::Int) to convert.
+        return (logits.flatten().reshape_as(input_ids[:, :, 0]),)
 
 
 HEADS = {

@@ -26,24 +26,22 @@ def hf_class(family: str, head: str):
 
 
 @st.composite
-def small_configs(draw, family: str, head: str = "Model"):
-    """A tiny transformers config of ``family``: 1-3 layers, 1-4 heads of width 4-16, eager attention.
-
-    Weights are drawn with std ``initializer_range`` in [0.04, 0.2]: the fp16-safe LayerNorm eps
-    (2**-23) shifts a LayerNorm output by about eps / (2 * variance), and at transformers' default
-    0.02 on 4-wide layers the LM heads' LayerNorm sees variances near 4e-4 (about 85 dB), far below
-    what trained checkpoints show (the real-weights test measures those).
-    """
+def small_configs(draw, family: str, head: str = "Model", *, head_dims=(4, 16), min_heads: int = 1,
+                  initializer_ranges=None):
+    """A tiny transformers config of ``family``: 1-3 layers, 1-4 heads of width ``head_dims``, eager
+    attention, weights drawn with std ``initializer_range`` (transformers' default 0.02 up to 0.2)."""
     layers = draw(st.integers(1, 3))
-    heads = draw(st.integers(1, 4))
-    hidden = heads * draw(st.integers(4, 16))
+    heads = draw(st.integers(min_heads, 4))
+    hidden = heads * draw(st.integers(*head_dims))
     intermediate = draw(st.integers(4, 64))
     vocab = draw(st.integers(30, 200))
     max_positions = draw(st.integers(8, 64))
     activation = draw(st.sampled_from(["gelu", "relu", "gelu_new"]))
     num_labels = 2 if head == "ForQuestionAnswering" else draw(st.integers(1, 5))
+    init = draw(st.floats(0.02, 0.2) if initializer_ranges is None else initializer_ranges)
     common = dict(vocab_size=vocab, max_position_embeddings=max_positions, num_labels=num_labels,
-                  initializer_range=draw(st.floats(0.04, 0.2)), attn_implementation="eager")
+                  initializer_range=init,
+                  attn_implementation="eager")
     if family == "distilbert":
         return transformers.DistilBertConfig(dim=hidden, n_heads=heads, n_layers=layers,
                                              hidden_dim=intermediate, activation=activation, **common)
@@ -105,12 +103,13 @@ def padding_masks(batch: int, length: int, *, allow_fully_padded: bool):
 
 
 @st.composite
-def token_batches(draw, config, *, choices: bool = False, allow_fully_padded: bool = True):
+def token_batches(draw, config, *, choices: bool = False, allow_fully_padded: bool = True,
+                  min_length: int = 1):
     """Ids, mask (and token types for BERT/RoBERTa) for ``config``; padded positions usually hold the
     padding token; the padding token may also appear among real tokens (it moves RoBERTa positions)."""
     batch = draw(st.integers(1, 3))
     n_choices = draw(st.integers(1, 3)) if choices else 1
-    length = draw(st.integers(1, min(max_tokens(config), MAX_DRAWN_LENGTH)))
+    length = draw(st.integers(min(min_length, max_tokens(config)), min(max_tokens(config), MAX_DRAWN_LENGTH)))
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     rows = batch * n_choices
     ids = torch.randint(0, config.vocab_size, (rows, length), generator=generator)
