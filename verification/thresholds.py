@@ -14,8 +14,8 @@ MODEL_FP32_PSNR_DB = 90.0
 LAYER_FP16_PSNR_DB = 45.0
 LAYER_FP16_INPUT_SCALES = (0.1, 1.0, 10.0)
 
-ALL = {
-    "layer_fp32_psnr_db": LAYER_FP32_PSNR_DB,
-    "layer_fp16_psnr_db": LAYER_FP16_PSNR_DB,
-    "model_fp32_psnr_db": MODEL_FP32_PSNR_DB,
-}
+# Converted ML Programs against the torch model they came from (MIL reference executor or Core ML).
+# fp32 programs: measured 159 to 210 dB on tiny random models; 90 dB leaves room for op reordering.
+COREML_FP32_PSNR_DB = 90.0
+# fp16 programs of tiny random-weight models (executor default mode, fp16 storage): measured 65 to 74 dB.
+COREML_FP16_RANDOM_PSNR_DB = 55.0

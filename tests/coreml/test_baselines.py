@@ -1,0 +1,37 @@
+"""The plain transformers models convert too (the speed-up comparison needs their Core ML programs)."""
+
+import pytest
+import torch
+from tiny_models import FAMILIES, hf_model, input_dict, model_inputs, output_names
+
+from verification import thresholds
+from verification.coreml import BaselineForConversion, convert, predict
+from verification.metrics import assert_parity
+
+pytestmark = pytest.mark.coreml
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("head", ["Model", "ForSequenceClassification"])
+@pytest.mark.parametrize("exporter", ["trace", "export"])
+def test_baseline_converts_and_its_fp32_program_matches_transformers(family, head, exporter):
+    baseline = BaselineForConversion(hf_model(family, head))
+    inputs = model_inputs(family, head)
+    mlmodel = convert(baseline, inputs, precision="fp32", exporter=exporter)
+    with torch.no_grad():
+        expected = baseline(*[x.long() for x in inputs])
+    outputs = predict(mlmodel, input_dict(mlmodel, inputs), backend="mil")
+    for name, reference in zip(output_names(mlmodel), expected, strict=True):
+        assert_parity(
+            reference,
+            outputs[name],
+            min_psnr_db=thresholds.COREML_FP32_PSNR_DB,
+            name=f"baseline {family} {head} {name!r} [fp32 program, {exporter}]",
+        )
+
+
+def test_baseline_wrapper_rejects_other_families():
+    with pytest.raises(
+        ValueError, match=r"expected a transformers DistilBERT, BERT or RoBERTa model, got Linear"
+    ):
+        BaselineForConversion(torch.nn.Linear(2, 2))
