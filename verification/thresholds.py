@@ -19,3 +19,8 @@ LAYER_FP16_INPUT_SCALES = (0.1, 1.0, 10.0)
 COREML_FP32_PSNR_DB = 90.0
 # fp16 programs of tiny random-weight models (executor default mode, fp16 storage): measured 65 to 74 dB.
 COREML_FP16_RANDOM_PSNR_DB = 55.0
+# fp16 program of the real BERT (all-MiniLM-L6-v2, seq 128) against transformers in fp32. Class
+# probabilities: the reference implementation's 60 dB bar. Hidden states at real tokens: measured 78 dB
+# in fp16-storage mode (74.5 dB with native fp16 arithmetic); the floor keeps a 8 dB margin.
+COREML_FP16_REAL_PROBABILITIES_PSNR_DB = 60.0
+COREML_FP16_REAL_HIDDEN_PSNR_DB = 70.0
