@@ -28,21 +28,3 @@ settings.load_profile(PROFILE)
 
 def pytest_report_header(config):
     return f"hypothesis profile: {PROFILE} (max_examples={settings.default.max_examples})"
-
-
-def pytest_collection_modifyitems(config, items):
-    """``macos`` tests need a Core ML runtime: skipped elsewhere, with the reason."""
-    import pytest
-
-    from verification.coreml import coreml_runtime_available
-
-    if coreml_runtime_available():
-        return
-    import platform
-
-    skip = pytest.mark.skip(
-        reason=f"needs macOS with Core ML; this is {platform.system()} {platform.machine()}"
-    )
-    for item in items:
-        if "macos" in item.keywords:
-            item.add_marker(skip)

@@ -145,3 +145,14 @@ def read(path) -> dict:
     except json.JSONDecodeError as error:
         raise ReportError(f"report: {str(path)!r} is not valid JSON ({error})") from None
     return validate(data)
+
+
+VERSIONED_PACKAGES = ("python", "torch", "coremltools", "transformers", "numpy")
+
+
+def environment_section() -> dict:
+    """``environment``: the device fingerprint and, separately, the library versions behind the numbers."""
+    from verification.device import fingerprint
+
+    device = fingerprint()
+    return {"fingerprint": device, "versions": {name: device.get(name) for name in VERSIONED_PACKAGES}}

@@ -1,0 +1,147 @@
+"""pytest plugin (entry point ``ane_verify``): markers, device and backend fixtures, and ``--ane-report``.
+
+``--ane-report PATH`` writes a ``report.json`` in the same schema as ``ane-verify run`` (see
+``verification.reports.schema``): one check per test area (``tests/<area>``: failed tests, threshold
+0) and one for the whole run, so a ``tox`` run gates a release the same way the command does.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+MARKERS = {
+    "coreml": "converts with coremltools (runs everywhere)",
+    "macos": "needs macOS with a Core ML runtime; skipped elsewhere with the reason",
+    "speedup": "times Core ML predictions on an in-spec device (M1+ Mac); skipped with a warning elsewhere",
+    "slow": "exhaustive or long checks, not run by default (run with -m slow)",
+}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("ane-verify")
+    group.addoption(
+        "--ane-report",
+        metavar="PATH",
+        default=None,
+        help="write a report.json (ane-verify schema) of this run to PATH",
+    )
+
+
+def pytest_configure(config):
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+    path = config.getoption("--ane-report")
+    if path and not hasattr(config, "workerinput"):  # xdist workers report to the controller
+        config.pluginmanager.register(ReportCollector(Path(path)), "ane-verify-report")
+
+
+def pytest_collection_modifyitems(config, items):
+    from verification.coreml import coreml_runtime_available
+
+    if coreml_runtime_available():
+        return
+    here = f"{platform.system()} {platform.machine()}"
+    skip = pytest.mark.skip(reason=f"needs macOS with Core ML; this is {here}")
+    for item in items:
+        if "macos" in item.keywords or "speedup" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def device_spec():
+    """The detected device (``verification.device.DeviceSpec``): chip, OS, in-spec flag, Core ML runtime."""
+    from verification.device import detect
+
+    return detect()
+
+
+@pytest.fixture(scope="session")
+def prediction_backend() -> str:
+    """``coreml`` where Core ML runs, ``mil`` (the reference executor) elsewhere."""
+    from verification.coreml import resolve_backend
+
+    return resolve_backend("auto")
+
+
+def _area(nodeid: str) -> str:
+    parts = Path(nodeid.split("::")[0]).parts
+    return parts[1] if len(parts) > 2 and parts[0] == "tests" else parts[0]
+
+
+class ReportCollector:
+    """Counts outcomes per test area on the controller and writes the report at the end of the session."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.outcomes: dict[str, Counter] = {}
+        self.started = time.time()
+        if path.exists() and path.is_dir():
+            raise pytest.UsageError(f"--ane-report: {str(path)!r} is a directory; expected a file path")
+        if not path.parent.is_dir():
+            raise pytest.UsageError(f"--ane-report: the directory {str(path.parent)!r} does not exist")
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            outcome = "skipped" if report.skipped else report.outcome
+            self.outcomes.setdefault(_area(report.nodeid), Counter())[outcome] += 1
+        elif report.when == "teardown" and report.failed:
+            self.outcomes.setdefault(_area(report.nodeid), Counter())["failed"] += 1
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        from verification.coreml import resolve_backend
+        from verification.reports.schema import environment_section, seal, write_json_atomically
+
+        checks = [
+            _failures_check(f"pytest_{area}_failures", f"failed tests in tests/{area}", counts)
+            for area, counts in sorted(self.outcomes.items())
+        ]
+        total = sum(self.outcomes.values(), Counter())
+        checks.append(_failures_check("pytest_failures", "failed tests in the whole run", total))
+        report = {
+            "schema_version": 1,
+            "model": "pytest",
+            "config": {
+                "seq_len": None,
+                "batch_size": None,
+                "precision": None,
+                "exporter": None,
+                "backend": resolve_backend("auto"),
+            },
+            "environment": environment_section(),
+            "checks": checks,
+            "artifacts": {},
+            "details": {
+                "tests": {area: dict(counts) for area, counts in sorted(self.outcomes.items())},
+                "exit_status": int(exitstatus),
+                "stages": [{"name": "pytest", "seconds": round(time.time() - self.started, 2)}],
+            },
+        }
+        write_json_atomically(self.path, seal(report))
+
+
+def _failures_check(name: str, metric: str, counts: Counter) -> dict:
+    failed = counts.get("failed", 0)
+    ran = counts.get("passed", 0) + failed
+    if ran == 0:
+        return {
+            "name": name,
+            "metric": metric,
+            "value": None,
+            "threshold": 0,
+            "passed": None,
+            "measured": False,
+            "reason": f"every test was skipped ({counts.get('skipped', 0)})",
+        }
+    return {
+        "name": name,
+        "metric": metric,
+        "value": failed,
+        "threshold": 0,
+        "passed": failed == 0,
+        "measured": True,
+    }
