@@ -1,0 +1,101 @@
+"""Gate results shared by the speed-up, placement and readiness checks, shaped for ``report.json``.
+
+A ``Check`` has exactly the fields a report check carries: ``name``, ``metric``, ``value``,
+``threshold``, ``passed``, ``measured`` and ``reason``. A check that could not be measured has
+``measured=False``, ``value=None``, a ``reason``, and ``passed=None`` (skipped with a warning) or, in
+strict mode, ``passed=False`` (a failure): nothing passes silently.
+
+Check names are stable (reports and dashboards key on them):
+
+=============================  ===============================================================  =========
+name                           metric                                                           passes if
+=============================  ===============================================================  =========
+speedup_vs_baseline            median latency baseline / optimized, same compute units          >= thr
+ane_speedup_vs_cpu_only        median latency optimized CPU_ONLY / optimized CPU_AND_NE         >= thr
+ane_speedup_vs_cpu_and_gpu     median latency optimized CPU_AND_GPU / optimized CPU_AND_NE      >= thr
+ane_op_share                   share of non-const ops whose preferred device is the ANE         >= thr
+ane_cost_share                 share of the compute plan's estimated cost on the ANE            >= thr
+ane_fallback_ops               ops off the ANE other than the allowed ones (embedding lookup)   <= thr
+readiness_layer_norms_fused    fused layer_norm ops / all layer norms (static)                  >= thr
+readiness_copies_per_layer     transposes + reshapes inside the encoder layers / layer (static) <= thr
+readiness_copies_outside_layers  transposes + reshapes outside the encoder layers (static)      <= thr
+readiness_dims_within_limits   tensors over the known ANE dimension limits (static)             <= thr
+readiness_off_ane_ops          ops that typically run off the ANE (gather, int32) (static)      <= thr
+=============================  ===============================================================  =========
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+
+class NotMeasuredWarning(UserWarning):
+    """A check was skipped because it could not be measured here (the message says what and why)."""
+
+
+class CheckFailed(AssertionError):
+    """One or more checks failed; the message lists each with its value and threshold."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    metric: str
+    value: float | None
+    threshold: float
+    passed: bool | None
+    measured: bool
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if not self.measured:
+            verdict = "FAILED (strict)" if self.passed is False else "not measured"
+            return f"{self.name}: {verdict}: {self.reason}"
+        verdict = "passed" if self.passed else "FAILED"
+        figures = f"{_number(self.value)} (threshold {_number(self.threshold)})"
+        return f"{self.name}: {verdict}: {self.metric} = {figures}"
+
+
+def _number(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def at_least(name: str, metric: str, value: float, threshold: float) -> Check:
+    return Check(name, metric, value, threshold, passed=value >= threshold, measured=True)
+
+
+def at_most(name: str, metric: str, value: float, threshold: float) -> Check:
+    return Check(name, metric, value, threshold, passed=value <= threshold, measured=True)
+
+
+def not_measured(name: str, metric: str, threshold: float, reason: str, *, strict: bool = False) -> Check:
+    """A check that could not be measured: skipped (``passed=None``), or failed in strict mode."""
+    if strict:
+        reason = f"{reason} (strict mode: not measured counts as a failure)"
+    return Check(
+        name, metric, None, threshold, passed=False if strict else None, measured=False, reason=reason
+    )
+
+
+def enforce(checks, *, category: type[Warning] = NotMeasuredWarning) -> list[Check]:
+    """Raise ``CheckFailed`` if any check failed; warn (``category``) for each check not measured.
+
+    Returns the checks that were not measured, so a test can skip with their reasons.
+    """
+    checks = list(checks)
+    failed = [c for c in checks if c.passed is False]
+    if failed:
+        raise CheckFailed("\n".join(c.describe() for c in failed))
+    skipped = [c for c in checks if not c.measured]
+    for check in skipped:
+        warnings.warn(check.describe(), category, stacklevel=2)
+    return skipped
