@@ -24,3 +24,42 @@ COREML_FP16_RANDOM_PSNR_DB = 55.0
 # in fp16-storage mode (74.5 dB with native fp16 arithmetic); the floor keeps a 8 dB margin.
 COREML_FP16_REAL_PROBABILITIES_PSNR_DB = 60.0
 COREML_FP16_REAL_HIDDEN_PSNR_DB = 70.0
+
+# ---------------------------------------------------------------------------------------------------
+# Device-gated speed-up, ANE placement and static ANE readiness
+# (verification.speedup, verification.placement, verification.readiness; check names in
+# verification.checks)
+# ---------------------------------------------------------------------------------------------------
+# Published (Apple, "Deploying Transformers on the Apple Neural Engine", 2022), optimized over baseline
+# DistilBERT latency: 2.84x at sequence 128, batch 1 (iPhone 13 Pro Max), "up to 10x" at sequence 512,
+# batch 8 (iPhone 13). Those are iPhone figures; a Mac's CPU and GPU run the baseline faster, so the
+# gates ask for about 70% of the 2.84x figure and half of the "up to" figure.
+SPEEDUP_PUBLISHED = {("speedup_vs_baseline", 128, 1): 2.84, ("speedup_vs_baseline", 512, 8): 10.0}
+SPEEDUP_THRESHOLDS = {("speedup_vs_baseline", 128, 1): 2.0, ("speedup_vs_baseline", 512, 8): 5.0}
+# No published figure for the ANE factor (CPU_AND_NE against CPU_ONLY or CPU_AND_GPU) nor for other
+# shapes: the optimized model must at least not be slower.
+SPEEDUP_DEFAULT = 1.0
+
+
+def speedup_threshold(name: str, seq_len: int, batch_size: int) -> float:
+    """Minimum ratio for speed-up check ``name`` at (``seq_len``, ``batch_size``)."""
+    return SPEEDUP_THRESHOLDS.get((name, seq_len, batch_size), SPEEDUP_DEFAULT)
+
+
+# Placement (Core ML compute plan). Published: 4 of 606 ops of the optimized DistilBERT ran on the CPU,
+# the embedding lookup, i.e. 99.3% of the ops on the ANE. Default gate: only the embedding lookup (the
+# gather ops) may leave the ANE; the shares are reported and gated loosely (no published cost share).
+ANE_ALLOWED_FALLBACK_OP_TYPES = ("gather", "gather_along_axis", "gather_nd")
+ANE_FALLBACK_OPS_MAX = 0
+ANE_OP_SHARE_MIN = 0.99
+ANE_COST_SHARE_MIN = 0.95
+
+# Static readiness (from the converted program alone). Goals from the ANE principles: every layer norm
+# fused into one layer_norm op, at most one copy per encoder layer (the key transpose) and none
+# elsewhere, nothing over the known dimension limits, and no more ops off the ANE than the published
+# optimized DistilBERT's 4.
+READINESS_LAYER_NORMS_FUSED_MIN = 1.0
+READINESS_COPIES_PER_LAYER_MAX = 1.0
+READINESS_COPIES_OUTSIDE_LAYERS_MAX = 0
+READINESS_DIMS_OVER_LIMITS_MAX = 0
+READINESS_OFF_ANE_OPS_MAX = 4
