@@ -1,0 +1,140 @@
+"""Static ANE-readiness figures of DistilBERT-base, baseline against ANE-optimized, at (128, 1) and (512, 8).
+
+The model: transformers' ``DistilBertForSequenceClassification`` with the DistilBERT-base config
+(6 layers, 768 wide, 12 heads, FFN 3072, vocab 30522, eager attention) and seeded random weights (no
+download), and ``ane_models.optimize`` of it. Both are converted to fp16 ML Programs with the project's
+``convert`` and analyzed by ``verification.readiness`` (static estimates: see ``ESTIMATE_MODEL``). The
+op counts are set against the published reference implementation's DistilBERT (the same head),
+converted with coremltools 9.0 (docs/ane-notes.md).
+
+Run: python benchmarks/bench_readiness.py [--shapes 128x1 512x8] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from verification.readiness import ESTIMATE_MODEL, analyze, compare, readiness_checks  # noqa: E402
+
+# The published reference DistilBERT (sequence classification, sequence 128) converted with coremltools
+# 9.0: 538 non-const ops; only 2 of its 13 layer norms fuse into a layer_norm op (docs/ane-notes.md).
+REFERENCE_OPS = 538
+REFERENCE_OP_COUNTS = {
+    "einsum": 144,
+    "softmax": 72,
+    "conv": 38,
+    "reduce_mean": 22,
+    "split": 18,
+    "transpose": 7,
+    "layer_norm": 2,
+}
+REFERENCE_LAYER_NORMS = 13
+# Published peak-memory reduction at sequence 512, batch 8 (iPhone 13), optimized vs baseline.
+PUBLISHED_PEAK_MEMORY_RATIO = 14.0
+
+
+def build_models():
+    import transformers
+
+    import ane_models
+    from verification.coreml import BaselineForConversion
+
+    torch.manual_seed(0)
+    config = transformers.DistilBertConfig(attn_implementation="eager")
+    hf = transformers.DistilBertForSequenceClassification(config).eval()
+    return BaselineForConversion(hf), ane_models.optimize(hf), config
+
+
+def convert_and_analyze(model, label: str, seq_len: int, batch: int, vocab_size: int):
+    from verification.coreml import convert
+
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, vocab_size, (batch, seq_len), generator=generator, dtype=torch.int32)
+    started = time.perf_counter()
+    mlmodel = convert(model, (ids, torch.ones_like(ids)), precision="fp16")
+    seconds = time.perf_counter() - started
+    return analyze(mlmodel, label=label), seconds
+
+
+def mib(value: int) -> str:
+    return f"{value / 2**20:.2f} MiB"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", default=["128x1", "512x8"], help="SEQxBATCH")
+    parser.add_argument("--json", type=Path, help="write the comparisons as JSON here")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+
+    baseline, optimized, config = build_models()
+    results = {}
+    for shape in args.shapes:
+        seq_len, batch = (int(n) for n in shape.split("x"))
+        base, base_s = convert_and_analyze(baseline, "baseline", seq_len, batch, config.vocab_size)
+        ane, ane_s = convert_and_analyze(optimized, "ane", seq_len, batch, config.vocab_size)
+        table = compare(base, ane)
+        results[shape] = table.to_dict()
+        print(
+            f"\n=== DistilBERT-base, sequence {seq_len}, batch {batch} (fp16; converted in {base_s:.1f} s "
+            f"baseline, {ane_s:.1f} s ane) ==="
+        )
+        print(table.format_table())
+        print(
+            f"peak activations (padded): baseline {mib(base.peak_activation_bytes)} at {base.peak_at_op}, "
+            f"ane {mib(ane.peak_activation_bytes)} at {ane.peak_at_op}; ratio "
+            f"{table.ratio('peak activation bytes (padded)'):.2f}x"
+            + (
+                f" (published at (512, 8): {PUBLISHED_PEAK_MEMORY_RATIO:.0f}x)"
+                if (seq_len, batch) == (512, 8)
+                else ""
+            )
+        )
+        for report in (base, ane):
+            largest = report.largest_intermediate
+            print(
+                f"{report.label}: largest intermediate {largest.name} {largest.shape} {largest.dtype} "
+                f"{mib(largest.padded_bytes)} ({largest.producer}); copies {len(report.copies)} "
+                f"({report.copies_in_layers} in {report.num_layers} layers, {report.copies_outside_layers} "
+                f"outside); padding wasted {report.padding_bytes_total:,} B over "
+                f"{len(report.short_last_axis_tensors)} tensors with a last axis < 64 B"
+            )
+            outside = (
+                [f"{c.op_type} {c.detail}" for c in report.copies][:1] if report.copies_outside_layers else []
+            )
+            if outside:
+                print(f"  first copy: {outside[0]}")
+            print(f"  off the ANE: {[f'{f.op_type} {f.op}' for f in report.off_ane_ops]}")
+        print("op counts            baseline   ane   reference (published ANE DistilBERT, seq 128)")
+        for op_type in sorted(set(base.op_counts) | set(ane.op_counts) | set(REFERENCE_OP_COUNTS)):
+            print(
+                f"  {op_type:<18} {base.op_counts.get(op_type, 0):>8} {ane.op_counts.get(op_type, 0):>5} "
+                f"{REFERENCE_OP_COUNTS.get(op_type, '?') if op_type in REFERENCE_OP_COUNTS else '':>5}"
+            )
+        print(f"  {'total':<18} {base.ops:>8} {ane.ops:>5} {REFERENCE_OPS:>5}")
+        print(
+            f"layer norms fused: baseline {base.layer_norms_fused}/{base.layer_norms}, ane "
+            f"{ane.layer_norms_fused}/{ane.layer_norms}, reference 2/{REFERENCE_LAYER_NORMS}"
+        )
+        print("checks (ane):")
+        for check in readiness_checks(ane):
+            print(f"  {check.describe()}")
+    print(f"\nModel of the estimates: {ESTIMATE_MODEL}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""Static readiness report: figures checked by hand on tiny built programs, then on converted models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from coremltools.converters.mil.mil import Builder as mb
+from coremltools.converters.mil.mil import types
+
+from verification import thresholds
+from verification.readiness import ESTIMATE_MODEL, analyze, compare, readiness_checks, tensor_bytes
+
+# coremltools and transformers warn about versions and renamed outputs while converting the fixtures
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::RuntimeWarning"
+)
+
+
+def transpose_relu():
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 1, 5), dtype=types.fp16)])
+    def program(x):
+        y = mb.transpose(x=x, perm=[0, 3, 2, 1], name="y")  # (1, 5, 1, 3)
+        return mb.relu(x=y, name="z")
+
+    return program
+
+
+def test_padding_and_peak_by_hand():
+    report = analyze(transpose_relu(), label="tiny")
+    # x (1,3,1,5) fp16: 3 rows of 10 bytes, padded to 64 each -> 192; y and z (1,5,1,3): 5 rows -> 320.
+    assert [(t.name, t.bytes, t.padded_bytes) for t in report.short_last_axis_tensors] == [
+        ("y", 30, 320),
+        ("z", 30, 320),
+        ("x", 30, 192),
+    ]
+    assert report.padding_bytes_total == report.padding_bytes_short_last_axis == (192 - 30) + 2 * (320 - 30)
+    # ops: const perm, transpose, relu. x lives until the transpose, y until the relu, z to the end.
+    assert report.peak_activation_bytes == 320 + 320 and report.peak_at_op == "z"
+    assert report.peak_activation_bytes_unpadded == 60
+    assert report.largest_intermediate.padded_bytes == 320 and report.largest_intermediate.name == "y"
+    assert report.ops == 2 and report.op_counts == {"relu": 1, "transpose": 1}
+    assert [(c.op_type, c.detail) for c in report.copies] == [("transpose", "(1, 3, 1, 5) -> (1, 5, 1, 3)")]
+    assert (report.copies_in_layers, report.copies_outside_layers, report.num_layers) == (0, 1, None)
+    assert report.kind == "static estimate" and report.to_dict()["estimate_model"] == ESTIMATE_MODEL
+    json.dumps(report.to_dict())
+
+
+def test_a_tensor_stays_live_until_its_last_consumer():
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 1, 1, 32), dtype=types.fp16)])
+    def program(x):
+        a = mb.relu(x=x, name="a")
+        b = mb.relu(x=a, name="b")
+        return mb.add(x=a, y=b, name="c")
+
+    report = analyze(program)
+    # 32 fp16 = 64 bytes: no padding. At the add, a, b and c are live together.
+    assert report.padding_bytes_total == 0 and report.short_last_axis_tensors == []
+    assert report.peak_activation_bytes == report.peak_activation_bytes_unpadded == 3 * 64
+    assert report.peak_at_op == "c"
+
+
+def test_tensor_bytes():
+    assert tensor_bytes((1, 768, 1, 128), 2) == (768 * 256, 768 * 256)
+    assert tensor_bytes((2, 3, 1), 2) == (12, 6 * 64)  # a last axis of 1 costs 32x in fp16
+    assert tensor_bytes((40,), 4) == (160, 192)
+    assert tensor_bytes((), 4) == (4, 64)
+
+
+def decomposed_layer_norm(x, squaring):
+    mean = mb.reduce_mean(x=x, axes=[1], keep_dims=True)
+    centered = mb.sub(x=x, y=mean)
+    squared = mb.mul(x=centered, y=centered) if squaring == "mul" else mb.square(x=centered)
+    variance = mb.reduce_mean(x=squared, axes=[1], keep_dims=True)
+    return mb.real_div(x=centered, y=mb.sqrt(x=mb.add(x=variance, y=np.float16(1e-5))))
+
+
+def one_layer_program():
+    """Embedding-side copy, one fused and two decomposed layer norms, two copies between them."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 8, 4), dtype=types.fp16)])
+    def program(x):
+        x = mb.transpose(x=x, perm=[0, 2, 1])  # outside the layers: before the first layer norm
+        x = mb.expand_dims(x=x, axes=[2])  # (1, 4, 1, 8)
+        x = mb.layer_norm(x=x, axes=[1], epsilon=np.float16(1e-5))
+        x = mb.transpose(x=x, perm=[0, 3, 2, 1])
+        x = mb.transpose(x=x, perm=[0, 3, 2, 1])
+        x = decomposed_layer_norm(x, "mul")
+        x = mb.relu(x=x)
+        return decomposed_layer_norm(x, "square")
+
+    return program
+
+
+def test_layer_norm_fusion_and_copies_per_layer():
+    report = analyze(one_layer_program())
+    assert (report.layer_norms_fused, report.layer_norms_unfused) == (1, 2)
+    assert (report.num_layers, report.num_layers_source) == (1, "inferred from layer norms")
+    assert (report.copies_in_layers, report.copies_outside_layers, report.copies_per_layer) == (2, 1, 2.0)
+    checks = {c.name: c for c in readiness_checks(report)}
+    assert checks["readiness_layer_norms_fused"].value == pytest.approx(1 / 3)
+    assert not checks["readiness_layer_norms_fused"].passed
+    assert (
+        checks["readiness_copies_per_layer"].value == 2.0 and not checks["readiness_copies_per_layer"].passed
+    )
+    assert checks["readiness_copies_outside_layers"].value == 1
+    given = analyze(one_layer_program(), num_layers=2)
+    assert (given.copies_per_layer, given.num_layers_source) == (1.0, "given")
+
+
+def test_a_mean_that_is_not_a_layer_norm_is_not_counted():
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 1, 8), dtype=types.fp16)])
+    def program(x):
+        pooled = mb.reduce_mean(x=mb.mul(x=x, y=x), axes=[3], keep_dims=True)  # mean of squares, no centering
+        return mb.reduce_mean(x=mb.sub(x=x, y=pooled), axes=[1], keep_dims=True)
+
+    report = analyze(program)
+    assert report.layer_norms == 0 and report.num_layers is None
+    copies = {c.name: c for c in readiness_checks(report)}["readiness_copies_per_layer"]
+    assert not copies.measured and "num_layers" in copies.reason
+
+
+def test_off_ane_ops_and_dimension_limits():
+    table = np.arange(40, dtype=np.float16).reshape(10, 4)
+    weight = np.ones((2, 2, 1, 15), dtype=np.float16)
+
+    @mb.program(
+        input_specs=[
+            mb.TensorSpec(shape=(1, 8), dtype=types.int32),
+            mb.TensorSpec(shape=(1, 1, 1, 20000), dtype=types.fp16),
+            mb.TensorSpec(shape=(1, 2, 1, 32), dtype=types.fp16),
+        ]
+    )
+    def program(ids, wide, image):
+        embedded = mb.gather(x=table, indices=ids, axis=0, name="embedded")  # (1, 8, 4)
+        shifted = mb.add(x=ids, y=np.int32(1), name="shifted")  # int32 arithmetic
+        as_float = mb.cast(x=shifted, dtype="fp16", name="as_float")  # reads an int32 tensor
+        convolved = mb.conv(x=image, weight=weight, name="convolved")  # kernel width 15
+        return embedded, as_float, mb.relu(x=wide, name="wide_relu"), convolved
+
+    report = analyze(program)
+    assert [(f.op, f.op_type) for f in report.off_ane_ops] == [
+        ("embedded", "gather"),
+        ("shifted", "add"),
+        ("as_float", "cast"),
+    ]
+    assert "int32" in report.off_ane_ops[1].detail
+    assert sorted((f.op, f.detail.split(" (")[0]) for f in report.over_limits) == [
+        ("convolved", "kernel width 15 > 13"),
+        ("wide", "width 20000 > 16384"),
+        ("wide_relu", "width 20000 > 16384"),
+    ]
+    ids_tensor = next(t for t in report.short_last_axis_tensors if t.name == "ids")
+    assert (ids_tensor.dtype, ids_tensor.bytes, ids_tensor.padded_bytes) == ("int32", 32, 64)
+    checks = {c.name: c for c in readiness_checks(report)}
+    assert (
+        checks["readiness_dims_within_limits"].value == 3
+        and not checks["readiness_dims_within_limits"].passed
+    )
+    assert checks["readiness_off_ane_ops"].value == 3
+    assert checks["readiness_off_ane_ops"].threshold == thresholds.READINESS_OFF_ANE_OPS_MAX
+
+
+def test_comparison_ratios_are_baseline_over_optimized():
+    baseline, optimized = (
+        analyze(one_layer_program(), label="baseline"),
+        analyze(transpose_relu(), label="ane"),
+    )
+    table = compare(baseline, optimized)
+    assert table.ratio("ops") == pytest.approx(baseline.ops / optimized.ops)
+    assert table.ratio("peak activation bytes (padded)") == pytest.approx(
+        baseline.peak_activation_bytes / optimized.peak_activation_bytes
+    )
+    assert table.ratio("dims over limits") is None  # 0 / 0
+    assert "static estimate" in table.format_table().splitlines()[0]
+    data = json.loads(json.dumps(table.to_dict()))
+    assert data["ratio"] == "baseline / optimized" and data["kind"] == "static estimate"
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """A 2-layer DistilBERT, baseline and ANE-optimized, converted to fp16 once for this module."""
+    import transformers
+
+    import ane_models
+    from verification.coreml import BaselineForConversion, convert, save
+
+    torch.manual_seed(0)
+    config = transformers.DistilBertConfig(
+        dim=16,
+        n_heads=2,
+        n_layers=2,
+        hidden_dim=24,
+        vocab_size=60,
+        max_position_embeddings=32,
+        attn_implementation="eager",
+    )
+    hf = transformers.DistilBertModel(config).eval()
+    ids = torch.randint(3, 60, (1, 8), dtype=torch.int32)
+    inputs = (ids, torch.ones_like(ids))
+    optimized = convert(ane_models.optimize(hf), inputs, precision="fp16")
+    baseline = convert(BaselineForConversion(hf), inputs, precision="fp16")
+    path = save(optimized, tmp_path_factory.mktemp("readiness") / "optimized.mlpackage")
+    return {"optimized": optimized, "baseline": baseline, "optimized_path": path}
+
+
+@pytest.mark.coreml
+def test_converted_models(converted):
+    optimized = analyze(converted["optimized"], label="ane")
+    baseline = analyze(converted["baseline"], label="baseline")
+    for report, model in ((optimized, converted["optimized"]), (baseline, converted["baseline"])):
+        operations = list(model._mil_program.functions["main"].operations)
+        assert report.ops == sum(op.op_type != "const" for op in operations) == sum(report.op_counts.values())
+        assert report.num_layers == 2 and report.layer_norms_fused == 5 and report.layer_norms_unfused == 0
+        assert report.peak_activation_bytes >= report.largest_intermediate.padded_bytes > 0
+    # the ANE attention has one copy per layer (the key transpose); the baseline's reshapes heads.
+    assert optimized.copies_per_layer <= 1 < baseline.copies_per_layer
+    assert any(f.op_type == "gather" for f in optimized.off_ane_ops)
+    assert compare(baseline, optimized).ratio("copies per layer") >= 2
+
+
+@pytest.mark.coreml
+def test_saved_package_gives_the_same_report(converted):
+    from_package = analyze(converted["optimized_path"], label="ane").to_dict()
+    in_memory = analyze(converted["optimized"], label="ane").to_dict()
+    figures = (
+        "ops",
+        "op_counts",
+        "copies_in_layers",
+        "peak_activation_bytes",
+        "padding_bytes_total",
+        "layer_norms_fused",
+        "off_ane_ops",
+    )
+    assert {k: from_package[k] for k in figures} == {k: in_memory[k] for k in figures}
+
+
+class ReferenceStyleLayerNorm(torch.nn.Module):
+    """The published reference's layer norm form, over the channel axis of (B, C, 1, S)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.rand(channels) + 0.5)
+        self.bias = torch.nn.Parameter(torch.rand(channels))
+
+    def forward(self, x):
+        centered = x - x.mean(dim=1, keepdim=True)
+        scaled = centered * (centered.pow(2).mean(dim=1, keepdim=True) + 1e-7).rsqrt()
+        return (scaled + self.bias.view(1, -1, 1, 1)) * self.weight.view(1, -1, 1, 1)
+
+
+@pytest.mark.coreml
+def test_reference_style_layer_norms_converted_by_coremltools_count_as_unfused():
+    import coremltools as ct
+
+    model = torch.nn.Sequential(
+        ReferenceStyleLayerNorm(16), ReferenceStyleLayerNorm(16), torch.nn.ReLU(), ReferenceStyleLayerNorm(16)
+    ).eval()
+    x = torch.rand(1, 16, 1, 8)
+    mlmodel = ct.convert(
+        torch.jit.trace(model, x), inputs=[ct.TensorType(shape=x.shape)], convert_to="mlprogram"
+    )
+    report = analyze(mlmodel)
+    assert report.op_counts.get("layer_norm", 0) == 0 and report.op_counts["reduce_mean"] == 6
+    assert (report.layer_norms_fused, report.layer_norms_unfused, report.num_layers) == (0, 3, 1)
