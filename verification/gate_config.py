@@ -1,0 +1,135 @@
+"""Gate thresholds: defaults, overridden by ``[tool.ane-verify.thresholds]`` in the user's
+``pyproject.toml`` (or the file given with ``--config``), overridden by ``--threshold NAME=VALUE`` flags.
+
+Names are the check names of ``report.json``; an unknown name is an error, never ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from . import thresholds
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+AT_LEAST, AT_MOST = ">=", "<="
+
+# check name -> (direction, default threshold or None where the default depends on the run)
+CHECKS: dict[str, tuple[str, float | None]] = {
+    "torch_parity_psnr_db": (AT_LEAST, thresholds.MODEL_FP32_PSNR_DB),
+    "coreml_parity_psnr_db": (AT_LEAST, None),  # by precision: see coreml_parity_default
+    "fp16_non_finite_ops": (AT_MOST, 0),
+    "fp16_unrepresentable_constants": (AT_MOST, 0),
+    "readiness_layer_norms_fused": (AT_LEAST, thresholds.READINESS_LAYER_NORMS_FUSED_MIN),
+    "readiness_copies_per_layer": (AT_MOST, thresholds.READINESS_COPIES_PER_LAYER_MAX),
+    "readiness_copies_outside_layers": (AT_MOST, thresholds.READINESS_COPIES_OUTSIDE_LAYERS_MAX),
+    "readiness_dims_within_limits": (AT_MOST, thresholds.READINESS_DIMS_OVER_LIMITS_MAX),
+    "readiness_off_ane_ops": (AT_MOST, thresholds.READINESS_OFF_ANE_OPS_MAX),
+    "speedup_vs_baseline": (AT_LEAST, None),  # by (seq_len, batch): thresholds.speedup_threshold
+    "ane_speedup_vs_cpu_only": (AT_LEAST, None),
+    "ane_speedup_vs_cpu_and_gpu": (AT_LEAST, None),
+    "ane_op_share": (AT_LEAST, thresholds.ANE_OP_SHARE_MIN),
+    "ane_cost_share": (AT_LEAST, thresholds.ANE_COST_SHARE_MIN),
+    "ane_fallback_ops": (AT_MOST, thresholds.ANE_FALLBACK_OPS_MAX),
+}
+
+
+class ConfigError(ValueError):
+    """A broken ``[tool.ane-verify]`` table, an unknown check name or a non-numeric threshold."""
+
+
+def coreml_parity_default(precision: str) -> float:
+    """60 dB for fp16 programs (the reference implementation's bar); 90 dB for fp32 programs."""
+    return (
+        thresholds.COREML_FP16_REAL_PROBABILITIES_PSNR_DB
+        if precision == "fp16"
+        else thresholds.COREML_FP32_PSNR_DB
+    )
+
+
+def default_threshold(
+    name: str, *, precision: str | None = None, seq_len: int | None = None, batch_size: int | None = None
+) -> float:
+    direction, value = CHECKS[name]
+    if value is not None:
+        return value
+    if name == "coreml_parity_psnr_db":
+        return coreml_parity_default(precision or "fp16")
+    return thresholds.speedup_threshold(name, seq_len or 0, batch_size or 0)
+
+
+def _check_table(table, where: str) -> dict[str, float]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table of check name = number, got {type(table).__name__}")
+    unknown = sorted(set(table) - set(CHECKS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown check names {unknown}; known: {sorted(CHECKS)}")
+    values = {}
+    for name, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
+        values[name] = float(value)
+    return values
+
+
+def load_file(path: str | Path, *, required: bool) -> dict[str, float]:
+    """Thresholds from ``[tool.ane-verify.thresholds]`` of a TOML file ({} if absent and not required)."""
+    path = Path(path)
+    if not path.is_file():
+        if required:
+            raise ConfigError(f"--config: no file at {str(path)!r}")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    section = data.get("tool", {}).get("ane-verify")
+    if section is None:
+        if required:
+            raise ConfigError(f"{path}: no [tool.ane-verify] table")
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.ane-verify] must be a table")
+    unknown_keys = sorted(set(section) - {"thresholds"})
+    if unknown_keys:
+        raise ConfigError(f"{path}: unknown keys {unknown_keys} in [tool.ane-verify] (expected 'thresholds')")
+    return _check_table(section.get("thresholds", {}), f"{path} [tool.ane-verify.thresholds]")
+
+
+def parse_flags(flags: list[str] | None) -> dict[str, float]:
+    table = {}
+    for flag in flags or []:
+        name, sep, value = flag.partition("=")
+        if not sep:
+            raise ConfigError(f"--threshold: expected NAME=VALUE, got {flag!r}")
+        try:
+            table[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--threshold {name}: expected a number, got {value!r}") from None
+    return _check_table(table, "--threshold")
+
+
+def resolve(config_file: str | None, flags: list[str] | None, *, project_dir: Path | None = None) -> dict:
+    """User overrides: the ``--config`` file (else ``pyproject.toml`` in ``project_dir``), then flags."""
+    if config_file is not None:
+        overrides = load_file(config_file, required=True)
+    else:
+        overrides = load_file((project_dir or Path.cwd()) / "pyproject.toml", required=False)
+    overrides.update(parse_flags(flags))
+    return overrides
+
+
+def evaluate(check: dict, threshold: float, *, strict: bool = False) -> dict:
+    """The check re-judged against ``threshold`` (a new dict; never edits the given one)."""
+    direction = CHECKS.get(check["name"], (AT_LEAST, None))[0]
+    judged = dict(check, threshold=threshold)
+    if not check["measured"]:
+        judged["passed"] = False if strict else None
+        return judged
+    value = float(check["value"])  # non-finite values are stored as "inf"/"-inf"/"nan" strings
+    judged["passed"] = bool(value >= threshold if direction == AT_LEAST else value <= threshold)
+    return judged

@@ -1,0 +1,189 @@
+"""The models ``ane-verify run`` knows: embedded default architectures with seeded random weights (no
+weights can be downloaded), and local transformers checkpoint directories.
+
+Embedded defaults are sequence classifiers (as in the published DistilBERT case study) with the
+architectures of distilbert-base-uncased, bert-base-uncased and roberta-base; ``reference`` is
+``torch.nn.Transformer``'s default architecture (6 + 6 layers, 512 wide, 8 heads).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+EMBEDDED = ("distilbert", "bert", "roberta", "reference")
+SEED = 0
+SENTENCES = (
+    "The Neural Engine runs this model in half precision.",
+    "Channels go first and the sequence goes last, so every buffer stays packed.",
+    "Short one.",
+    "A release is gated on parity and on the speed-up measured on an in-spec device.",
+)
+
+
+class ModelInputError(ValueError):
+    """Unknown model names, unusable weight directories and impossible sizes."""
+
+
+@dataclass
+class ModelPair:
+    """A baseline, its ANE-optimized twin, and how to feed both."""
+
+    name: str
+    family: str  # distilbert | bert | roberta | reference
+    baseline: torch.nn.Module
+    optimized: torch.nn.Module
+    max_seq_len: int
+    tokenizer: object | None = None
+
+
+def _embedded_config(family: str):
+    import transformers
+
+    if family == "distilbert":
+        config = transformers.DistilBertConfig(num_labels=2)
+    elif family == "bert":
+        config = transformers.BertConfig(num_labels=2)
+    else:
+        config = transformers.RobertaConfig(
+            vocab_size=50265,
+            max_position_embeddings=514,
+            type_vocab_size=1,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            layer_norm_eps=1e-5,
+            num_labels=2,
+        )
+    config._attn_implementation = "eager"
+    return config
+
+
+def embedded(family: str) -> ModelPair:
+    """The embedded default of ``family`` with seeded random weights."""
+    import ane_models
+
+    if family not in EMBEDDED:
+        raise ModelInputError(f"unknown model {family!r}: expected one of {list(EMBEDDED)} or --weights DIR")
+    torch.manual_seed(SEED)
+    if family == "reference":
+        from ane_models.reference import from_torch_transformer
+
+        baseline = torch.nn.Transformer(dropout=0.0, batch_first=True).eval()
+        return ModelPair("reference", "reference", baseline, from_torch_transformer(baseline), 10**6)
+    import transformers
+
+    config = _embedded_config(family)
+    prefix = {"distilbert": "DistilBert", "bert": "Bert", "roberta": "Roberta"}[family]
+    baseline = getattr(transformers, f"{prefix}ForSequenceClassification")(config).eval()
+    optimized = ane_models.optimize(baseline)
+    return ModelPair(family, family, baseline, optimized, optimized.ane_config.max_sequence_length)
+
+
+def from_directory(path: str | Path) -> ModelPair:
+    """A local transformers checkpoint: weights only from safetensors (or torch's weights-only loading),
+    never remote code, never the network."""
+    import transformers
+
+    import ane_models
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelInputError(f"--weights: {str(path)!r} is not a directory")
+    if not (path / "config.json").is_file():
+        raise ModelInputError(f"--weights: incomplete checkpoint directory {str(path)!r}: no config.json")
+    safetensors = sorted(path.glob("*.safetensors"))
+    pickled = sorted(path.glob("pytorch_model*.bin"))
+    if not safetensors and not pickled:
+        raise ModelInputError(
+            f"--weights: incomplete checkpoint directory {str(path)!r}: no *.safetensors or pytorch_model.bin"
+        )
+    try:
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError) as error:
+        raise ModelInputError(f"--weights: unreadable config.json in {str(path)!r} ({error})") from None
+    supported = ane_models.supported_models()
+    if config.model_type not in supported:
+        raise ModelInputError(
+            f"--weights: model_type {config.model_type!r} is not supported; supported: {sorted(supported)}"
+        )
+    architecture = (config.architectures or [None])[0]
+    if architecture not in supported[config.model_type]:
+        architecture = {"distilbert": "DistilBertModel", "bert": "BertModel", "roberta": "RobertaModel"}[
+            config.model_type
+        ]
+    model_class = getattr(transformers, architecture)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            # safetensors when present; else transformers loads the .bin with torch's weights_only=True
+            baseline = model_class.from_pretrained(
+                path,
+                local_files_only=True,
+                trust_remote_code=False,
+                use_safetensors=bool(safetensors),
+                attn_implementation="eager",
+            ).eval()
+        except Exception as error:  # a corrupt or truncated weight file
+            raise ModelInputError(
+                f"--weights: cannot load the weights in {str(path)!r} ({type(error).__name__}: {error})"
+            ) from None
+        optimized = ane_models.optimize(baseline)
+    tokenizer = None
+    if (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file():
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return ModelPair(
+        str(path), config.model_type, baseline, optimized, optimized.ane_config.max_sequence_length, tokenizer
+    )
+
+
+def check_sizes(pair: ModelPair, seq_len: int, batch_size: int) -> None:
+    if seq_len < 1:
+        raise ModelInputError(f"--seq-len: expected a length of at least 1, got {seq_len}")
+    if batch_size < 1:
+        raise ModelInputError(f"--batch-size: expected at least 1, got {batch_size}")
+    if seq_len > pair.max_seq_len:
+        raise ModelInputError(
+            f"--seq-len: {seq_len} exceeds the model's maximum of {pair.max_seq_len} positions"
+        )
+
+
+def example_inputs(pair: ModelPair, seq_len: int, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """int32 inputs in the ane_models calling convention; every row but the first ends in padding.
+
+    With a tokenizer (checkpoint directories), real sentences padded to ``seq_len``; otherwise seeded
+    random ids. ``reference`` takes (src, tgt) in (B, C, 1, S) and torch-style padding masks (1 = pad).
+    """
+    generator = torch.Generator().manual_seed(SEED)
+    if pair.family == "reference":
+        width = pair.baseline.d_model
+        src = torch.randn(batch_size, width, 1, seq_len, generator=generator)
+        tgt = torch.randn(batch_size, width, 1, seq_len, generator=generator)
+        padding = (~_keep_mask(batch_size, seq_len).bool()).to(torch.int32)
+        return src, tgt, padding, torch.zeros_like(padding), padding
+    if pair.tokenizer is not None:
+        sentences = [SENTENCES[i % len(SENTENCES)] for i in range(batch_size)]
+        batch = pair.tokenizer(
+            sentences, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt"
+        )
+        ids, mask = batch["input_ids"].to(torch.int32), batch["attention_mask"].to(torch.int32)
+    else:
+        vocab = pair.baseline.config.vocab_size
+        ids = torch.randint(3, vocab, (batch_size, seq_len), generator=generator, dtype=torch.int32)
+        mask = _keep_mask(batch_size, seq_len)
+        pad_id = pair.baseline.config.pad_token_id or 0
+        ids = torch.where(mask.bool(), ids, torch.full_like(ids, pad_id))
+    if pair.family == "distilbert":
+        return ids, mask
+    return ids, mask, torch.zeros_like(ids)
+
+
+def _keep_mask(batch_size: int, seq_len: int) -> torch.Tensor:
+    """1 = real token: row 0 is unpadded (when batch > 1), the other rows lose their last quarter."""
+    mask = torch.ones(batch_size, seq_len, dtype=torch.int32)
+    cut = seq_len - max(1, seq_len // 4) if seq_len > 1 else seq_len
+    mask[1 if batch_size > 1 else 0 :, cut:] = 0
+    return mask

@@ -1,0 +1,438 @@
+"""``ane-verify run``: the seed tutorial end to end (optimize, trace, convert, save the .mlpackage) and its
+verification, stage by stage, into a sealed report. Every artifact is written to a staging directory
+inside the output directory and moved into place only when the run completes."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ane_layers import from_bc1s
+
+from . import gate_config, model_zoo
+from .metrics import psnr
+
+STAGES = (
+    "build baseline and optimized model",
+    "torch parity",
+    "convert",
+    "Core ML parity and fp16 hazards",
+    "readiness report",
+    "speed-up and placement",
+    "gate",
+)
+
+
+@dataclass
+class RunOptions:
+    model: str | None
+    weights: str | None = None
+    seq_len: int = 128
+    batch_size: int = 1
+    precision: str = "fp16"
+    backend: str = "auto"
+    exporter: str = "trace"
+    out: Path = Path("ane-verify-out")
+    strict: bool = False
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    options: RunOptions
+    staging: Path
+    pair: model_zoo.ModelPair | None = None
+    inputs: tuple = ()
+    names: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+    artifacts: dict = field(default_factory=dict)
+    backend: str = "mil"
+    baseline_reference: tuple = ()
+    optimized_path: Path | None = None
+    baseline_path: Path | None = None
+    baseline_error: str | None = None
+
+
+def _check(name: str, metric: str, value, ctx: Context, reason: str | None = None) -> dict:
+    """A check judged against the run's threshold for ``name`` (defaults < pyproject < flags)."""
+    o = ctx.options
+    threshold = o.overrides.get(
+        name,
+        gate_config.default_threshold(
+            name, precision=o.precision, seq_len=o.seq_len, batch_size=o.batch_size
+        ),
+    )
+    raw = {
+        "name": name,
+        "metric": metric,
+        "value": value,
+        "threshold": threshold,
+        "passed": None,
+        "measured": reason is None,
+    }
+    if reason is not None:
+        raw["reason"] = reason
+    judged = gate_config.evaluate(raw, threshold, strict=o.strict)
+    if isinstance(value, float) and not math.isfinite(value):
+        judged["value"] = str(value)
+    return judged
+
+
+def _adopt(check, ctx: Context) -> dict:
+    """A ``verification.checks.Check`` from the readiness, speed-up and placement modules, re-judged
+    against the run's thresholds."""
+    return _check(check.name, check.metric, check.value, ctx, reason=None if check.measured else check.reason)
+
+
+# ---- stages -------------------------------------------------------------------------------------------
+
+
+def build(ctx: Context) -> None:
+    o = ctx.options
+    if o.weights is not None:
+        pair = model_zoo.from_directory(o.weights)
+        if o.model is not None and o.model != pair.family:
+            raise model_zoo.ModelInputError(
+                f"MODEL {o.model!r} does not match the checkpoint in --weights (model_type {pair.family!r})"
+            )
+    elif o.model is None:
+        raise model_zoo.ModelInputError(
+            f"expected MODEL (one of {list(model_zoo.EMBEDDED)}) or --weights DIR"
+        )
+    else:
+        pair = model_zoo.embedded(o.model)
+    model_zoo.check_sizes(pair, o.seq_len, o.batch_size)
+    ctx.pair = pair
+    ctx.inputs = model_zoo.example_inputs(pair, o.seq_len, o.batch_size)
+    import inspect
+
+    params = [
+        p
+        for p in inspect.signature(pair.optimized.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    ctx.names = [p.name for p in params[: len(ctx.inputs)]]
+
+
+def _real_tokens(ctx: Context) -> torch.Tensor | None:
+    if ctx.pair.family == "reference":
+        return None
+    return ctx.inputs[1].bool()
+
+
+def _comparable(tensor: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
+    """Outputs with a sequence axis are compared at real tokens only (padding carries no meaning)."""
+    if real is not None and tensor.dim() >= 2 and tuple(tensor.shape[:2]) == tuple(real.shape):
+        return tensor[real]
+    return tensor
+
+
+def _run_baseline(ctx: Context) -> tuple:
+    pair = ctx.pair
+    with torch.no_grad():
+        if pair.family == "reference":
+            src, tgt, src_pad, tgt_pad, mem_pad = ctx.inputs
+            causal = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[-1])
+            out = pair.baseline(
+                from_bc1s(src),
+                from_bc1s(tgt),
+                tgt_mask=causal,
+                tgt_is_causal=True,
+                src_key_padding_mask=src_pad.bool(),
+                tgt_key_padding_mask=tgt_pad.bool(),
+                memory_key_padding_mask=mem_pad.bool(),
+            )
+            return (out,)
+        from .coreml import BaselineForConversion
+
+        return tuple(BaselineForConversion(pair.baseline)(*[x.long() for x in ctx.inputs]))
+
+
+def _as_baseline_layout(output: torch.Tensor) -> torch.Tensor:
+    return from_bc1s(output) if output.dim() == 4 and output.shape[2] == 1 else output
+
+
+def torch_parity(ctx: Context) -> None:
+    ctx.baseline_reference = _run_baseline(ctx)
+    with torch.no_grad():
+        optimized = ctx.pair.optimized(*ctx.inputs)
+    optimized = optimized if isinstance(optimized, tuple) else (optimized,)
+    real = _real_tokens(ctx)
+    values = [
+        psnr(_comparable(ref, real), _comparable(_as_baseline_layout(out), real))
+        for ref, out in zip(ctx.baseline_reference, optimized, strict=False)
+    ]
+    ctx.checks.append(
+        _check(
+            "torch_parity_psnr_db",
+            "min PSNR (dB) of the optimized model's outputs in torch fp32 vs the baseline's, at real tokens",
+            min(values),
+            ctx,
+        )
+    )
+    ctx.details["layer_parity"] = _layer_parity(ctx, real)
+
+
+def _layer_parity(ctx: Context, real) -> list[dict]:
+    """PSNR of each layer's output: optimized (hooks) vs baseline (transformers' hidden states)."""
+    pair = ctx.pair
+    base = getattr(pair.optimized, "backbone", pair.optimized)
+    if pair.family == "reference" or not hasattr(base, "layers") or not hasattr(base, "embeddings"):
+        return []
+    captured: list[torch.Tensor] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        for m in [base.embeddings, *base.layers]
+    ]
+    try:
+        with torch.no_grad():
+            pair.optimized(*ctx.inputs)
+            kwargs = {"input_ids": ctx.inputs[0].long(), "attention_mask": ctx.inputs[1].long()}
+            reference = pair.baseline(**kwargs, output_hidden_states=True, return_dict=True).hidden_states
+    finally:
+        for hook in hooks:
+            hook.remove()
+    names = ["embeddings"] + [f"layer {i}" for i in range(len(captured) - 1)]
+    return [
+        {"layer": name, "psnr_db": psnr(_comparable(ref, real), _comparable(from_bc1s(out), real))}
+        for name, ref, out in zip(names, reference, captured, strict=False)
+    ]
+
+
+def _artifact_stem(ctx: Context) -> str:
+    o = ctx.options
+    name = ctx.pair.family if o.weights is None else Path(o.weights).name
+    return f"{name}_seqLen{o.seq_len}_batchSize{o.batch_size}"
+
+
+def convert(ctx: Context) -> None:
+    from .coreml import BaselineForConversion, save
+    from .coreml import convert as to_coreml
+
+    o = ctx.options
+    stem = _artifact_stem(ctx)
+    # Named as in the published tutorial (HuggingFace_ane_transformers_distilbert_seqLen128_batchSize1).
+    mlmodel = to_coreml(ctx.pair.optimized, ctx.inputs, precision=o.precision, exporter=o.exporter)
+    ctx.optimized_path = save(mlmodel, ctx.staging / f"HuggingFace_ane_transformers_{stem}.mlpackage")
+    ctx.artifacts["optimized_mlpackage"] = ctx.optimized_path.name
+    baseline = (
+        ctx.pair.baseline if ctx.pair.family == "reference" else BaselineForConversion(ctx.pair.baseline)
+    )
+    baseline_inputs = ctx.inputs
+    if ctx.pair.family == "reference":
+        baseline_inputs = tuple(from_bc1s(x) if x.dim() == 4 else x for x in ctx.inputs[:2])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            base_ml = to_coreml(baseline, baseline_inputs, precision=o.precision, exporter="trace")
+        ctx.baseline_path = save(base_ml, ctx.staging / f"HuggingFace_baseline_{stem}.mlpackage")
+        ctx.artifacts["baseline_mlpackage"] = ctx.baseline_path.name
+    except Exception as error:  # the comparison figures need it; the optimized model's checks do not
+        ctx.baseline_error = f"the baseline did not convert ({type(error).__name__}: {str(error)[:200]})"
+
+
+def _input_dict(ctx: Context) -> dict[str, np.ndarray]:
+    return {name: x.numpy() for name, x in zip(ctx.names, ctx.inputs, strict=True)}
+
+
+def coreml_parity(ctx: Context) -> None:
+    from .coreml import predict, resolve_backend
+
+    o = ctx.options
+    ctx.backend = resolve_backend(o.backend)
+    outputs = predict(ctx.optimized_path, _input_dict(ctx), backend=ctx.backend)
+    from .coreml import load
+
+    names = [d.name for d in load(ctx.optimized_path).get_spec().description.output]
+    first = torch.from_numpy(np.asarray(outputs[names[0]])).float()
+    reference = ctx.baseline_reference[0]
+    real = _real_tokens(ctx)
+    classification = first.dim() == 2 and real is not None and first.shape[1] != real.shape[1]
+    if classification:  # class probabilities, as in the published DistilBERT test
+        value = psnr(reference.softmax(-1), first.softmax(-1))
+        metric = "PSNR (dB) of class probabilities: converted program vs the baseline in torch fp32"
+    else:
+        value = psnr(_comparable(reference, real), _comparable(_as_baseline_layout(first), real))
+        metric = (
+            "PSNR (dB) of the first output at real tokens: converted program vs the baseline in torch fp32"
+        )
+    ctx.checks.append(_check("coreml_parity_psnr_db", f"{metric} ({ctx.backend} backend)", value, ctx))
+    if o.precision == "fp16":
+        _fp16_hazards(ctx)
+
+
+def _fp16_hazards(ctx: Context) -> None:
+    from .mil.hazards import find_hazards
+
+    report = find_hazards(str(ctx.optimized_path), _input_dict(ctx))
+    non_finite = sum(1 for p in report.ops_by_precision if p.psnr_db == -math.inf)
+    if report.first_non_finite is not None:
+        non_finite = max(non_finite, 1)
+    ctx.checks.append(
+        _check(
+            "fp16_non_finite_ops",
+            "ops whose fp16 output holds NaN or Inf (first one in details.hazards_text)",
+            non_finite,
+            ctx,
+        )
+    )
+    bad_constants = [w for w in report.constant_warnings if w.kind in ("infinite", "overflow", "underflow")]
+    ctx.checks.append(
+        _check(
+            "fp16_unrepresentable_constants",
+            "constants fp16 turns into Inf or 0 (masks at finfo.min, eps below 2**-25)",
+            len(bad_constants),
+            ctx,
+        )
+    )
+    ctx.details["fp16_precision"] = [
+        {"op": p.name, "op_type": p.op_type, "psnr_db": p.psnr_db if math.isfinite(p.psnr_db) else -1.0}
+        for p in report.ops_by_precision[:20]
+    ]
+    ctx.details["hazards_text"] = report.render(top=10)
+
+
+def readiness(ctx: Context) -> None:
+    from .readiness import analyze, compare, readiness_checks
+
+    optimized = analyze(str(ctx.optimized_path), label="optimized")
+    ctx.checks.extend(_adopt(c, ctx) for c in readiness_checks(optimized))
+    ctx.details["op_counts"] = {"optimized": dict(optimized.op_counts)}
+    if ctx.baseline_path is not None:
+        baseline = analyze(str(ctx.baseline_path), label="baseline")
+        ctx.details["op_counts"]["baseline"] = dict(baseline.op_counts)
+        ctx.details["readiness"] = compare(baseline, optimized).to_dict()
+    else:
+        ctx.details["readiness"] = {
+            "optimized": optimized.to_dict(),
+            "baseline": None,
+            "reason": ctx.baseline_error,
+        }
+
+
+def speedup_and_placement(ctx: Context) -> None:
+    from .placement import measure_placement
+    from .speedup import speedup_checks
+
+    o = ctx.options
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "not measured" is recorded in the checks, with the reason
+        placement = measure_placement(str(ctx.optimized_path), strict=o.strict)
+        if ctx.baseline_path is not None:
+            speed = speedup_checks(
+                str(ctx.optimized_path),
+                str(ctx.baseline_path),
+                _input_dict(ctx),
+                seq_len=o.seq_len,
+                batch_size=o.batch_size,
+                strict=o.strict,
+            )
+            speed_checks, timings = speed.checks, speed.to_dict()["timings"]
+        else:
+            speed_checks, timings = [], {}
+    ctx.checks.extend(_adopt(c, ctx) for c in [*speed_checks, *placement.checks])
+    unmeasured = [c for c in speed_checks if not c.measured]
+    ctx.details["speedup"] = {
+        "measured": bool(timings),
+        "reason": unmeasured[0].reason if unmeasured else ctx.baseline_error,
+        "timings": [{"label": label, **t} for label, t in timings.items()],
+    }
+
+
+# What reports.write.write_reports puts in the output directory.
+REPORT_FILES = {
+    "report_json": "report.json",
+    "report_md": "report.md",
+    "report_html": "report.html",
+    "junit_xml": "junit.xml",
+}
+STAGE_FUNCTIONS = (build, torch_parity, convert, coreml_parity, readiness, speedup_and_placement)
+
+
+# ---- the run --------------------------------------------------------------------------------------------
+
+
+def prepare_output(out: Path) -> bool:
+    """Check (and create) the output directory; True if this run created it."""
+    if out.exists() and not out.is_dir():
+        raise model_zoo.ModelInputError(f"--out: {str(out)!r} exists and is not a directory")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise model_zoo.ModelInputError(f"--out: cannot create {str(out)!r} ({error.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise model_zoo.ModelInputError(f"--out: {str(out)!r} is not writable")
+    return created
+
+
+def run(options: RunOptions, progress: Callable[[int, str, float | None], None] = lambda *a: None) -> dict:
+    """Run every stage; returns the sealed report. Artifacts land in ``options.out`` only on success."""
+    from .reports.schema import environment_section, seal
+
+    out = Path(options.out)
+    created = prepare_output(out)
+    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
+    ctx = Context(options=options, staging=staging)
+    stage_times = []
+    try:
+        for index, (title, stage) in enumerate(zip(STAGES, STAGE_FUNCTIONS, strict=False)):
+            progress(index, title, None)
+            start = time.perf_counter()
+            stage(ctx)
+            stage_times.append({"name": title, "seconds": round(time.perf_counter() - start, 2)})
+            progress(index, title, stage_times[-1]["seconds"])
+        progress(len(STAGES) - 1, STAGES[-1], None)
+        gate_start = time.perf_counter()
+        ctx.details["stages"] = stage_times
+        artifacts = {key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()}
+        report = seal(
+            {
+                "schema_version": 1,
+                "model": ctx.pair.name,
+                "config": {
+                    "seq_len": options.seq_len,
+                    "batch_size": options.batch_size,
+                    "precision": options.precision,
+                    "exporter": options.exporter,
+                    "backend": ctx.backend,
+                },
+                "environment": environment_section(),
+                "checks": ctx.checks,
+                "artifacts": artifacts,
+                "details": ctx.details,
+            }
+        )
+        from .reports.write import write_reports
+
+        write_reports(report, staging)
+        _publish(staging, out)
+        progress(len(STAGES) - 1, STAGES[-1], round(time.perf_counter() - gate_start, 2))
+        return report
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move every staged artifact into ``out``, replacing older ones of the same name."""
+    for item in staging.iterdir():
+        target = out / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(item, target)
