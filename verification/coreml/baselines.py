@@ -9,6 +9,8 @@ RoBERTa derives positions from the ids and needs nothing.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -27,6 +29,12 @@ class BaselineForConversion(nn.Module):
             )
         self.model = model.eval()
         self.model_type = model_type
+        # transformers 4.x (4.46 to 4.57): DistilBERT's forward takes no position_ids (its embeddings
+        # always slice the buffer); transformers 5 takes them. Pass them only where forward accepts them.
+        self.pass_positions = (
+            model_type in FAMILIES_WITH_POSITION_BUFFER
+            and "position_ids" in inspect.signature(model.forward).parameters
+        )
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "return_dict": False}
@@ -34,7 +42,7 @@ class BaselineForConversion(nn.Module):
             kwargs["token_type_ids"] = (
                 token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
             )
-        if self.model_type in FAMILIES_WITH_POSITION_BUFFER:
+        if self.pass_positions:
             kwargs["position_ids"] = torch.arange(input_ids.shape[-1], device=input_ids.device).expand_as(
                 input_ids
             )

@@ -70,3 +70,13 @@ if "__and__" not in _TORCH_OPS_REGISTRY.name_to_func_mapping:
 # converts the mirror image ``where.scalarself`` as a plain ``select``, which serves both.
 if "where.scalarother" not in _TORCH_OPS_REGISTRY.name_to_func_mapping:
     _TORCH_OPS_REGISTRY.set_func_by_name(where_scalarself, "where.scalarother")
+
+
+def _assert_tensor_metadata(context, node):
+    """``aten._assert_tensor_metadata``: a dtype/shape check with no output; nothing to convert."""
+
+
+# torch >= 2.7's torch.export inserts _assert_tensor_metadata nodes (around dtype conversions);
+# coremltools 8.3 has no converter for them ("Unsupported fx node _assert_tensor_metadata"), 9.0 has one.
+if not _registered("_assert_tensor_metadata"):
+    register_torch_op(_assert_tensor_metadata)
