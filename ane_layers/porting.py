@@ -8,6 +8,8 @@ device and training mode.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -205,11 +207,34 @@ def _hf_activation(name) -> str:
     return HF_ACTIVATIONS[name]
 
 
+def _bert_layer_config(layer: nn.Module) -> SimpleNamespace:
+    """The config fields ``from_bert_layer`` needs, read off the layer's modules.
+
+    transformers 4.x (4.46 to 4.57) keeps no ``config`` on ``BertSelfAttention`` (transformers 5 does).
+    """
+    from transformers.activations import ACT2CLS
+
+    act = layer.intermediate.intermediate_act_fn
+    names = [n for n in HF_ACTIVATIONS if type(act) is _activation_class(ACT2CLS.get(n))]
+    return SimpleNamespace(
+        hidden_size=layer.attention.self.query.in_features,
+        num_attention_heads=layer.attention.self.num_attention_heads,
+        intermediate_size=layer.intermediate.dense.out_features,
+        hidden_act=names[0] if names else type(act).__name__,
+        layer_norm_eps=layer.attention.output.LayerNorm.eps,
+    )
+
+
+def _activation_class(entry):
+    return entry[0] if isinstance(entry, tuple) else entry
+
+
 def from_bert_layer(
     layer: nn.Module, *, eps: float | None = None, query_chunk_size: int | None = None
 ) -> TransformerEncoderLayerANE:
     """Hugging Face ``BertLayer`` (also RoBERTa's): post-norm encoder layer with eager attention."""
-    attention, config = layer.attention, layer.attention.self.config
+    attention = layer.attention
+    config = getattr(attention.self, "config", None) or _bert_layer_config(layer)
     ane = TransformerEncoderLayerANE(
         config.hidden_size,
         config.num_attention_heads,
