@@ -68,6 +68,13 @@ class BertWithPreparedMask(nn.Module):
 
     def __init__(self, model, mask_value):
         super().__init__()
+        import transformers
+
+        if int(transformers.__version__.split(".")[0]) < 5:
+            # transformers 4.x (4.46 to 4.57): BertModel rejects a 4D mask (get_extended_attention_mask
+            # takes 2D or 3D and builds the additive mask with finfo.min itself); transformers 5 takes a
+            # prepared 4D mask as is. Make 4.x take it as is too, so mask_value is what the program sees.
+            model.get_extended_attention_mask = lambda mask, *args, **kwargs: mask
         self.model = model
         self.mask_value = mask_value
 
