@@ -28,3 +28,8 @@ settings.load_profile(PROFILE)
 
 def pytest_report_header(config):
     return f"hypothesis profile: {PROFILE} (max_examples={settings.default.max_examples})"
+
+
+# pytester (used by tests/plugin) must be enabled here: pytest refuses pytest_plugins in a conftest below
+# the rootdir ("Defining 'pytest_plugins' in a non-top-level conftest is no longer supported").
+pytest_plugins = ["pytester"]
