@@ -9,6 +9,7 @@ device and training mode.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -20,6 +21,11 @@ from .feed_forward import FeedForwardANE
 from .layer_norm import LayerNormANE
 from .linear import LinearANE
 from .transformer_layers import TransformerDecoderLayerANE, TransformerEncoderLayerANE
+
+# A Hugging Face module (BertLayer, DistilBERT's TransformerBlock...): its submodules are read by name,
+# which torch's typing of nn.Module attributes (Tensor | Module) cannot express.
+HFModule = Any
+_ANE = TypeVar("_ANE", bound=nn.Module)
 
 # Hugging Face activation names -> FeedForwardANE activations.
 HF_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
@@ -41,7 +47,7 @@ def to_layer_norm(layer: LayerNormANE) -> nn.LayerNorm:
     return layer.to_layer_norm()
 
 
-def _load(ane: nn.Module, baseline: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+def _load(ane: _ANE, baseline: nn.Module, state: dict[str, torch.Tensor]) -> _ANE:
     reference = next(baseline.parameters())
     ane.to(dtype=reference.dtype, device=reference.device)
     ane.load_state_dict({k: v.detach() for k, v in state.items()}, strict=True)
@@ -102,6 +108,13 @@ def from_multihead_attention(
     return _load(ane, mha, _multihead_attention_state("", mha))
 
 
+def _present(tensor: torch.Tensor | None) -> torch.Tensor:
+    """``tensor``, known to be there (a bias of a layer built with ``bias=True``)."""
+    if tensor is None:
+        raise ValueError("expected a bias tensor, got None")
+    return tensor
+
+
 def to_multihead_attention(ane: MultiHeadAttentionANE) -> nn.MultiheadAttention:
     """The equivalent ``nn.MultiheadAttention`` (batch_first=True)."""
     has_bias = ane.q_proj.bias is not None
@@ -119,14 +132,17 @@ def to_multihead_attention(ane: MultiHeadAttentionANE) -> nn.MultiheadAttention:
             mha.v_proj_weight.copy_(weights[2])
         mha.out_proj.weight.copy_(ane.out_proj.weight[:, :, 0, 0])
         if has_bias:
-            mha.in_proj_bias.copy_(torch.cat([ane.q_proj.bias, ane.k_proj.bias, ane.v_proj.bias]))
-            mha.out_proj.bias.copy_(ane.out_proj.bias)
+            q_bias, k_bias, v_bias, out_bias = (
+                _present(p.bias) for p in (ane.q_proj, ane.k_proj, ane.v_proj, ane.out_proj)
+            )
+            _present(mha.in_proj_bias).copy_(torch.cat([q_bias, k_bias, v_bias]))
+            mha.out_proj.bias.copy_(out_bias)
     mha.train(ane.training)
     return mha
 
 
 def from_distilbert_attention(
-    attention: nn.Module, *, query_chunk_size: int | None = None
+    attention: HFModule, *, query_chunk_size: int | None = None
 ) -> MultiHeadAttentionANE:
     """Hugging Face DistilBERT self-attention (``q_lin``, ``k_lin``, ``v_lin``, ``out_lin``)."""
     ane = MultiHeadAttentionANE(
@@ -135,7 +151,7 @@ def from_distilbert_attention(
     return _load(ane, attention, _distilbert_attention_state("", attention))
 
 
-def _distilbert_attention_state(prefix: str, attention: nn.Module) -> dict[str, torch.Tensor]:
+def _distilbert_attention_state(prefix: str, attention: HFModule) -> dict[str, torch.Tensor]:
     state = {}
     names = (("q_proj", "q_lin"), ("k_proj", "k_lin"), ("v_proj", "v_lin"), ("out_proj", "out_lin"))
     for ours, theirs in names:
@@ -207,7 +223,7 @@ def _hf_activation(name) -> str:
     return HF_ACTIVATIONS[name]
 
 
-def _bert_layer_config(layer: nn.Module) -> SimpleNamespace:
+def _bert_layer_config(layer: HFModule) -> SimpleNamespace:
     """The config fields ``from_bert_layer`` needs, read off the layer's modules.
 
     transformers 4.x (4.46 to 4.57) keeps no ``config`` on ``BertSelfAttention`` (transformers 5 does).
@@ -230,7 +246,7 @@ def _activation_class(entry):
 
 
 def from_bert_layer(
-    layer: nn.Module, *, eps: float | None = None, query_chunk_size: int | None = None
+    layer: HFModule, *, eps: float | None = None, query_chunk_size: int | None = None
 ) -> TransformerEncoderLayerANE:
     """Hugging Face ``BertLayer`` (also RoBERTa's): post-norm encoder layer with eager attention."""
     attention = layer.attention
@@ -258,7 +274,7 @@ def from_bert_layer(
 
 
 def from_distilbert_block(
-    block: nn.Module, *, eps: float | None = None, query_chunk_size: int | None = None
+    block: HFModule, *, eps: float | None = None, query_chunk_size: int | None = None
 ) -> TransformerEncoderLayerANE:
     """Hugging Face DistilBERT ``TransformerBlock``: post-norm encoder layer."""
     attention, ffn = block.attention, block.ffn
@@ -296,7 +312,7 @@ def from_feed_forward(mlp: nn.Sequential) -> FeedForwardANE:
 
 
 def from_bert_embeddings(
-    embeddings: nn.Module, *, eps: float | None = None, position_offset: int = 0
+    embeddings: HFModule, *, eps: float | None = None, position_offset: int = 0
 ) -> EmbeddingsANE:
     """Hugging Face BERT-style embeddings (word, position, token type embeddings and ``LayerNorm``).
 

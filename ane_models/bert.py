@@ -12,6 +12,8 @@ with ``return_dict=False``. RoBERTa (``ane_models.roberta``) reuses these classe
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -218,8 +220,9 @@ HEADS = {
 def from_hf(model: nn.Module, architecture: str, *, fp16_safe_eps: bool | float = True,
             query_chunk_size: int | None = None) -> nn.Module:
     """The ANE equivalent of a transformers BERT ``model`` (class name ``architecture``)."""
+    config: Any = model.config  # a transformers config: its fields differ per family
     return build(model, architecture, "bert", HEADS, RENAMES, IGNORED, fp16_safe_eps=fp16_safe_eps,
-                 query_chunk_size=query_chunk_size, max_sequence_length=model.config.max_position_embeddings)
+                 query_chunk_size=query_chunk_size, max_sequence_length=config.max_position_embeddings)
 
 
 def build(model, architecture, model_type, heads, renames, ignored, *, fp16_safe_eps, query_chunk_size,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -102,7 +102,7 @@ def check_rank(x, rank: int, name: str, layout: str) -> None:
         raise ValueError(f"{name}: expected shape {layout} (rank {rank}), got {tuple(x.shape)}")
 
 
-def check_config(config, requirements: Iterable[tuple[str, object, object]]) -> None:
+def check_config(config, requirements: Iterable[tuple[str, object, Collection[object]]]) -> None:
     """Raise if a config attribute has a value the ANE model does not implement.
 
     ``requirements``: (attribute, default when absent, tuple of supported values).
@@ -161,7 +161,8 @@ def finish(ane_model: nn.Module, source: nn.Module, ane_config: ANEConfig) -> nn
             TrainingModeWarning,
             stacklevel=3,
         )
-    ane_model.ane_config = ane_config
+    # torch's stubs type every Module attribute as Tensor | Module; this one is a plain dataclass
+    ane_model.ane_config = ane_config  # type: ignore[assignment]
     return ane_model.float().eval()
 
 

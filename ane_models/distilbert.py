@@ -11,6 +11,8 @@ the meaning of the transformers model's first output with ``return_dict=False``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -175,7 +177,7 @@ HEADS = {
 def from_hf(model: nn.Module, architecture: str, *, fp16_safe_eps: bool | float = True,
             query_chunk_size: int | None = None) -> nn.Module:
     """The ANE equivalent of a transformers DistilBERT ``model`` (class name ``architecture``)."""
-    config = model.config
+    config: Any = model.config  # a transformers config: its fields differ per family
     check_config(config, [("activation", "gelu", tuple(HF_ACTIVATIONS))])
     checkpoint_eps = checkpoint_layer_norm_eps(model)  # DistilBERT's 1e-12 is fixed, not in the config
     eps = resolve_layer_norm_eps(checkpoint_eps, fp16_safe_eps)

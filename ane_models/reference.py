@@ -13,6 +13,7 @@ become finite additive biases once, at the top of ``encode`` / ``decode``.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ class TransformerANE(nn.Module):
                  query_chunk_size: int | None = None):
         super().__init__()
         self.d_model = d_model
-        layer_options = dict(activation=activation, norm_first=norm_first, eps=eps, bias=bias,
+        layer_options: dict[str, Any] = dict(activation=activation, norm_first=norm_first, eps=eps, bias=bias,
                              query_chunk_size=query_chunk_size)
         self.encoder_layers = nn.ModuleList(
             TransformerEncoderLayerANE(d_model, nhead, dim_feedforward, **layer_options)

@@ -14,6 +14,8 @@ Call every model as ``model(input_ids, attention_mask, token_type_ids)`` (the la
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -129,7 +131,7 @@ HEADS = {
 def from_hf(model: nn.Module, architecture: str, *, fp16_safe_eps: bool | float = True,
             query_chunk_size: int | None = None) -> nn.Module:
     """The ANE equivalent of a transformers RoBERTa ``model`` (class name ``architecture``)."""
-    config = model.config
+    config: Any = model.config  # a transformers config: its fields differ per family
     return bert.build(model, architecture, "roberta", HEADS, RENAMES, IGNORED, fp16_safe_eps=fp16_safe_eps,
                       query_chunk_size=query_chunk_size,
                       max_sequence_length=config.max_position_embeddings - config.pad_token_id - 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from hypothesis import strategies as st
@@ -60,9 +61,10 @@ class LayerPair:
     baseline: str
     cases: Callable[..., st.SearchStrategy]  # cases(scales=...) -> strategy of Case
     make_baseline: Callable[[Case], nn.Module]
-    transfer: Callable[[nn.Module, Case], nn.Module]
+    # transfer and run_baseline take the pair's own baseline class (nn.Linear, nn.MultiheadAttention...)
+    transfer: Callable[[Any, Case], nn.Module]
     inputs: Callable[[Case], dict]
-    run_baseline: Callable[[nn.Module, dict], torch.Tensor]
+    run_baseline: Callable[[Any, dict], torch.Tensor]
     run_ane: Callable[[nn.Module, dict], torch.Tensor]
     compared_positions: Callable[[Case], torch.Tensor | None] = lambda case: None
 
@@ -529,7 +531,8 @@ def _distilbert_attention_baseline(c: Case) -> nn.Module:
     from transformers.models.distilbert import modeling_distilbert as md
 
     # transformers >= 5 names it DistilBertSelfAttention; 4.x MultiHeadSelfAttention.
-    cls = getattr(md, "DistilBertSelfAttention", None) or md.MultiHeadSelfAttention
+    # (mypy sees the installed transformers: one of the two names is always missing)
+    cls = getattr(md, "DistilBertSelfAttention", None) or md.MultiHeadSelfAttention  # type: ignore[attr-defined]
     return randomize_parameters(cls(_distilbert_config(c)), c.seed)
 
 

@@ -189,7 +189,8 @@ def find_hazards(
     reference_outputs = reference_run.run(inputs, observe=keep)
     op_inputs = _float_inputs(fp16_run.function)
     var_psnr: dict = {}
-    precision, first = [], []
+    precision: list[OpPrecision] = []
+    first: list[NonFinite] = []
 
     def compare(info, outputs):
         for name, tensor in zip(info.output_names, outputs, strict=True):
