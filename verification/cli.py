@@ -30,9 +30,9 @@ def _quiet_libraries() -> None:
 class Progress:
     """One line per stage on stderr, with its time; on a terminal the line shows while the stage runs."""
 
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream = total, stream
-        self.live = stream.isatty()
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream = total, stream or sys.stderr
+        self.live = self.stream.isatty()
 
     def __call__(self, index: int, title: str, seconds: float | None) -> None:
         head = f"[{index + 1}/{self.total}] {title}"
@@ -52,7 +52,8 @@ def _verdict(check: dict) -> str:
     return "passed" if check["passed"] else "FAILED"
 
 
-def print_checks(checks: list[dict], stream=sys.stdout) -> None:
+def print_checks(checks: list[dict], stream=None) -> None:
+    stream = stream or sys.stdout
     rows = [
         (c["name"], str(c["value"] if c["measured"] else "-"), f"{c['threshold']:g}", _verdict(c))
         for c in checks

@@ -1,0 +1,280 @@
+"""ane-verify end to end on tiny local checkpoints: reports, exit codes, gate, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from verification.cli import main
+from verification.reports.schema import read
+
+pytestmark = pytest.mark.coreml
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    config = transformers.BertConfig(
+        hidden_size=32,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        intermediate_size=48,
+        vocab_size=97,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("checkpoint") / "tiny-bert"
+    transformers.BertForSequenceClassification(config).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    code = main(
+        ["run", "--weights", str(tiny_checkpoint), "--seq-len", "16", "--batch-size", "2", "--out", str(out)]
+    )
+    return code, out
+
+
+def test_run_writes_the_package_and_three_reports(finished_run):
+    code, out = finished_run
+    assert code == 0, (out / "report.md").read_text() if (out / "report.md").exists() else "no report"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "HuggingFace_ane_transformers_tiny-bert_seqLen16_batchSize2.mlpackage",
+        "HuggingFace_baseline_tiny-bert_seqLen16_batchSize2.mlpackage",
+        "junit.xml",
+        "report.html",
+        "report.json",
+        "report.md",
+    ]
+    report = read(out / "report.json")
+    assert report["config"] == {
+        "seq_len": 16,
+        "batch_size": 2,
+        "precision": "fp16",
+        "exporter": "trace",
+        "backend": "mil",
+    }
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert by_name["torch_parity_psnr_db"]["value"] > 90
+    assert by_name["coreml_parity_psnr_db"]["passed"] is True
+    assert by_name["speedup_vs_baseline"]["measured"] is False and by_name["speedup_vs_baseline"]["reason"]
+    assert [s["name"] for s in report["details"]["stages"]][0] == "build baseline and optimized model"
+
+
+def test_gate_exit_code_flips_when_a_threshold_passes_the_measured_value(finished_run, capsys):
+    _, out = finished_run
+    measured = next(c for c in read(out / "report.json")["checks"] if c["name"] == "coreml_parity_psnr_db")[
+        "value"
+    ]
+    assert (
+        main(["gate", str(out / "report.json"), "--threshold", f"coreml_parity_psnr_db={measured - 1}"]) == 0
+    )
+    assert (
+        main(["gate", str(out / "report.json"), "--threshold", f"coreml_parity_psnr_db={measured + 1}"]) == 1
+    )
+    assert "coreml_parity_psnr_db" in capsys.readouterr().out
+
+
+def test_gate_reads_thresholds_from_pyproject(finished_run, tmp_path, monkeypatch):
+    _, out = finished_run
+    (tmp_path / "pyproject.toml").write_text('[tool.ane-verify.thresholds]\n"coreml_parity_psnr_db" = 500\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["gate", str(out / "report.json")]) == 1
+    assert (
+        main(["gate", str(out / "report.json"), "--threshold", "coreml_parity_psnr_db=1"]) == 0
+    )  # flags win
+
+
+def test_strict_gate_fails_what_could_not_be_measured(finished_run):
+    _, out = finished_run
+    assert main(["gate", str(out / "report.json"), "--strict"]) == 1
+
+
+def _bad(args, capsys, expected: str):
+    """Exit code 2 and one ``ane-verify: error`` line naming the problem (in-process, libraries imported
+    earlier by other tests may still draw progress bars; the subprocess tests check stderr is one line)."""
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("ane-verify:")]
+    assert len(errors) == 1 and expected in errors[0], err
+
+
+@pytest.mark.parametrize(
+    "extra,expected",
+    [
+        (["--seq-len", "0"], "--seq-len: expected a length of at least 1, got 0"),
+        (["--seq-len", "65"], "--seq-len: 65 exceeds the model's maximum of 64 positions"),
+        (["--batch-size", "0"], "--batch-size: expected at least 1, got 0"),
+    ],
+)
+def test_impossible_sizes(tiny_checkpoint, tmp_path, capsys, extra, expected):
+    out = tmp_path / "out"
+    _bad(["run", "--weights", str(tiny_checkpoint), "--out", str(out), *extra], capsys, expected)
+    assert not out.exists(), "a failed run must not leave its output directory behind"
+
+
+def test_weight_directories_that_cannot_be_used(tmp_path, capsys):
+    _bad(
+        ["run", "--weights", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+        capsys,
+        "is not a directory",
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _bad(["run", "--weights", str(empty), "--out", str(tmp_path / "o")], capsys, "no config.json")
+    (empty / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    _bad(
+        ["run", "--weights", str(empty), "--out", str(tmp_path / "o")],
+        capsys,
+        "no *.safetensors or pytorch_model.bin",
+    )
+    (empty / "model.safetensors").write_bytes(b"not really safetensors")
+    _bad(["run", "--weights", str(empty), "--out", str(tmp_path / "o")], capsys, "cannot load the weights")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_model_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "gpt2"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'gpt2'" in capsys.readouterr().err
+
+
+def test_output_directory_that_is_a_file_or_cannot_be_created(tiny_checkpoint, tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("keep me")
+    _bad(
+        ["run", "--weights", str(tiny_checkpoint), "--out", str(a_file)],
+        capsys,
+        "exists and is not a directory",
+    )
+    assert a_file.read_text() == "keep me"
+    _bad(
+        ["run", "--weights", str(tiny_checkpoint), "--out", "/proc/ane-verify-out"],
+        capsys,
+        "--out: cannot create",
+    )
+
+
+def test_a_failure_mid_run_leaves_the_output_directory_as_it_was(
+    tiny_checkpoint, tmp_path, capsys, monkeypatch
+):
+    from verification import pipeline
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "older.txt").write_text("from an earlier run")
+
+    def broken_readiness(ctx):
+        raise RuntimeError("planted failure in the readiness stage")
+
+    monkeypatch.setattr(
+        pipeline,
+        "STAGE_FUNCTIONS",
+        (*pipeline.STAGE_FUNCTIONS[:4], broken_readiness, *pipeline.STAGE_FUNCTIONS[5:]),
+    )
+    _bad(
+        ["run", "--weights", str(tiny_checkpoint), "--seq-len", "8", "--out", str(out)],
+        capsys,
+        "planted failure",
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["older.txt"]
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"schema_version": 1}', "missing keys"),
+        ("[]", "expected a JSON object"),
+    ],
+)
+def test_malformed_reports(tmp_path, capsys, content, expected):
+    path = tmp_path / "report.json"
+    path.write_text(content)
+    _bad(["gate", str(path)], capsys, expected)
+
+
+def test_tampered_report_is_refused(finished_run, tmp_path, capsys):
+    _, out = finished_run
+    report = json.loads((out / "report.json").read_text())
+    report["checks"][0]["threshold"] = 0  # lowered by hand
+    tampered = tmp_path / "report.json"
+    tampered.write_text(json.dumps(report))
+    _bad(["gate", str(tampered)], capsys, "digest does not match the content")
+
+
+@pytest.mark.parametrize(
+    "table,expected",
+    [
+        ('[tool.ane-verify.thresholds]\n"no_such_check" = 1\n', "unknown check names ['no_such_check']"),
+        ('[tool.ane-verify.thresholds]\n"coreml_parity_psnr_db" = "sixty"\n', "must be a finite number"),
+        ("[tool.ane-verify]\nthreshold = 3\n", "unknown keys ['threshold']"),
+        ("[tool.ane-verify\n", "not valid TOML"),
+    ],
+)
+def test_broken_config_tables(finished_run, tmp_path, capsys, table, expected):
+    _, out = finished_run
+    config = tmp_path / "gate.toml"
+    config.write_text(table)
+    _bad(["gate", str(out / "report.json"), "--config", str(config)], capsys, expected)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError):
+        main(["--debug", "gate", str(path)])
+
+
+def test_device_command_says_whether_speedup_gates_can_run(capsys):
+    assert main(["device", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["device"]["python"] == sys.version.split()[0]
+    if sys.platform != "darwin":
+        assert summary["speedup_gates"].startswith("not here:")
+
+
+def test_bad_sizes_give_one_line_on_stderr_from_a_real_process(tiny_checkpoint, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verification",
+            "run",
+            "--weights",
+            str(tiny_checkpoint),
+            "--seq-len",
+            "0",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "ane-verify: error: --seq-len: expected a length of at least 1, got 0"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_module_entry_point_runs_without_a_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "verification", "gate", str(tmp_path / "absent.json")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("report: no file at " + repr(str(tmp_path / "absent.json")))
