@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 
 def verdict(check: dict) -> str:
     if not check["measured"]:
         return "FAILED (strict: not measured)" if check["passed"] is False else "not measured"
     return "passed" if check["passed"] else "FAILED"
+
+
+def as_number(value) -> float:
+    """A figure as a float: non-finite values arrive as "inf"/"-inf"/"nan" strings, missing ones as None."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def value_text(value) -> str:
@@ -46,14 +56,45 @@ def stage_seconds(report: dict) -> float:
     return sum(s["seconds"] for s in report.get("details", {}).get("stages", []))
 
 
+def _is_figure(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) or value in ("inf", "-inf", "nan")
+
+
 def readiness_rows(readiness: dict) -> list[tuple[str, str, str, str]]:
-    """(figure, baseline, optimized, ratio) from ``readiness.Comparison.to_dict()``'s rows."""
-    return [
-        (
-            row["metric"],
-            value_text(row.get("baseline")),
-            value_text(row.get("optimized")),
-            value_text(row.get("ratio")),
-        )
-        for row in readiness.get("rows", [])
-    ]
+    """(figure, baseline, optimized, ratio), from ``readiness.Comparison.to_dict()``'s rows or, without
+    rows, from the numeric figures of ``baseline`` and ``optimized`` (either may be None) and ``ratios``."""
+    if readiness.get("rows"):
+        rows = [
+            (r["metric"], r.get("baseline"), r.get("optimized"), r.get("ratio")) for r in readiness["rows"]
+        ]
+    else:
+        baseline, optimized = readiness.get("baseline") or {}, readiness.get("optimized") or {}
+        ratios = readiness.get("ratios") or {}
+        labels = dict.fromkeys([*baseline, *optimized, *ratios])
+        rows = [
+            (label, baseline.get(label), optimized.get(label), ratios.get(label))
+            for label in labels
+            if any(_is_figure(side.get(label)) for side in (baseline, optimized, ratios))
+        ]
+    return [(str(label), *(value_text(x) for x in figures)) for label, *figures in rows]
+
+
+def checks_summary(report: dict) -> str:
+    checks = report["checks"]
+    counts = {
+        "passed": sum(c["passed"] is True for c in checks),
+        "failed": sum(c["passed"] is False for c in checks),
+        "not measured": sum(c["passed"] is None for c in checks),
+    }
+    return f"{len(checks)} check{'s' if len(checks) != 1 else ''}: " + ", ".join(
+        f"{n} {what}" for what, n in counts.items()
+    )
+
+
+def environment_rows(report: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(device rows, version rows): the fingerprint's (key, value) pairs, library versions apart."""
+    environment = report["environment"]
+    fingerprint = environment.get("fingerprint") or {}
+    versions = environment.get("versions") or {}
+    device = [(str(k), value_text(v)) for k, v in fingerprint.items() if k not in versions]
+    return device, [(str(k), value_text(v)) for k, v in versions.items()]

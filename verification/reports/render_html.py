@@ -1,148 +1,226 @@
 """``report.html``: one self-contained page (inline CSS and SVG, no script, no external reference) that
-shows the verdict first, then plots where people would rather look than read."""
+shows the verdict first, then plots where people would rather look than read.
+
+Every string taken from the report goes through ``html.escape``.
+"""
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 from . import content, plots
 
 STYLE = """
 body { font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px auto;
-       max-width: 1000px; color: #1b1b1b; }
-h1 { margin-bottom: 4px; } h2 { margin-top: 32px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-.verdict { display: inline-block; padding: 6px 14px; border-radius: 4px; color: #fff; font-weight: 700; }
-.passed { background: #2e7d32; } .failed { background: #c62828; }
-table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ddd; padding: 4px 8px;
-       text-align: left; vertical-align: top; } th { background: #f4f4f4; }
-tr.row-failed td.verdict-cell { color: #c62828; font-weight: 700; }
-tr.row-passed td.verdict-cell { color: #2e7d32; font-weight: 700; }
-tr.row-not-measured td.verdict-cell { color: #8a6d00; font-weight: 700; }
-tr.row-failed { background: #fdecea; }
-.notice { background: #fff8e1; border: 1px solid #f0c36d; padding: 8px 12px; border-radius: 4px; }
+       max-width: 1100px; padding: 0 16px; color: #1b1b1b; }
+h1 { margin-bottom: 8px; } h2 { margin-top: 32px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.verdict { display: inline-block; padding: 6px 16px; border-radius: 4px; color: #fff; font-weight: 700;
+           font-size: 22px; letter-spacing: 1px; margin-right: 12px; }
+.verdict.passed { background: #2e7d32; } .verdict.failed { background: #c62828; }
+.summary { font-size: 16px; }
+table { border-collapse: collapse; margin: 8px 0; } caption { text-align: left; font-weight: 700; }
+td, th { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+tr.failed td.verdict-cell { color: #c62828; font-weight: 700; } tr.failed { background: #fdecea; }
+tr.passed td.verdict-cell { color: #2e7d32; font-weight: 700; }
+tr.not-measured td.verdict-cell { color: #8a6d00; font-weight: 700; } tr.not-measured { background: #fff8e1; }
+.not-measured-panel { background: #fff8e1; border: 2px solid #f0c36d; padding: 10px 14px; border-radius: 4px;
+                      font-size: 15px; }
+.side-by-side { display: flex; gap: 32px; flex-wrap: wrap; align-items: flex-start; }
 pre { background: #f6f8fa; padding: 10px; overflow-x: auto; }
-svg.plot { display: block; margin: 8px 0; } .plot-title { font-weight: 700; font-size: 14px; }
-.label, .value, .axis-label, .threshold-label { font-size: 12px; } .axis { stroke: #555; }
-.threshold { stroke: #000; stroke-dasharray: 4 3; }
+code { word-break: break-all; }
+svg.plot { display: block; margin: 12px 0; font-family: inherit; }
+.plot-title { font-weight: 700; font-size: 14px; }
+.label, .value, .tick, .legend { font-size: 12px; } .axis-label { font-size: 12px; font-style: italic; }
+.axis { stroke: #555; } .threshold { stroke: #000; stroke-width: 1.5; stroke-dasharray: 5 3; }
 """
 
 
-def _table(header: tuple, rows: list[tuple], row_class=None) -> str:
+def _table(
+    header: tuple, rows: list[tuple], *, row_classes: list[str] | None = None, caption: str = ""
+) -> str:
+    """A table of escaped cells; the last cell of a row with a class is its verdict."""
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     body = []
-    for row in rows:
-        cls = f' class="{escape(row_class(row))}"' if row_class else ""
-        cells = "".join(
-            f"<td{' class=verdict-cell' if row_class and i == len(row) - 1 else ''}>{escape(str(x))}</td>"
-            for i, x in enumerate(row)
+    for i, row in enumerate(rows):
+        row_class = row_classes[i] if row_classes else ""
+        cells = [f"<td>{escape(str(x))}</td>" for x in row]
+        if row_class:
+            cells[-1] = f'<td class="verdict-cell">{escape(str(row[-1]))}</td>'
+        body.append(f'<tr class="{row_class}">' if row_class else "<tr>")
+        body.append("".join(cells) + "</tr>")
+    caption = f"<caption>{escape(caption)}</caption>" if caption else ""
+    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _row_class(check: dict) -> str:
+    if check["passed"] is False:
+        return "failed"
+    return "passed" if check["passed"] else "not-measured"
+
+
+def _not_measured_panel(reason) -> str:
+    return f'<p class="not-measured-panel"><strong>Not measured here:</strong> {escape(str(reason))}</p>'
+
+
+def _layer_parity(report: dict, layers: list[dict]) -> list[str]:
+    threshold = content.threshold_of(report, "torch_parity_psnr_db")
+    values = [content.as_number(r["psnr_db"]) for r in layers]
+    verdicts = [None if threshold is None else v >= threshold for v in values]
+    return [
+        "<h2>Parity per layer</h2>",
+        plots.horizontal_bars(
+            "Parity per layer: PSNR of the optimized model vs the baseline (torch, fp32)",
+            [str(r["layer"]) for r in layers],
+            values,
+            unit="PSNR (dB)",
+            verdicts=verdicts,
+            threshold=threshold,
+        ),
+    ]
+
+
+def _op_counts(op_counts: dict) -> list[str]:
+    rows = content.op_count_rows(op_counts)
+    if not op_counts.get("baseline"):
+        chart = plots.horizontal_bars(
+            "Op counts of the optimized program (no baseline program to compare with)",
+            [str(r[0]) for r in rows],
+            [r[2] for r in rows],
+            unit="ops of this type",
         )
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        return ["<h2>Op counts</h2>", chart]
+    return [
+        "<h2>Op counts</h2>",
+        plots.paired_bars(
+            "Op counts, baseline vs optimized (converted programs)",
+            [str(r[0]) for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            names=("baseline", "optimized"),
+            unit="ops of this type",
+        ),
+    ]
 
 
-def _verdict_class(row) -> str:
-    return {"passed": "row-passed", "not measured": "row-not-measured"}.get(row[-1], "row-failed")
+def _fp16_precision(ops: list[dict]) -> list[str]:
+    values = [content.as_number(r["psnr_db"]) for r in ops]
+    # The pipeline records an op whose fp16 output is not finite as -1 dB: no precision left.
+    lost = [False if not math.isfinite(v) or v <= 0 else None for v in values]
+    return [
+        "<h2>fp16 precision loss per op</h2>",
+        plots.horizontal_bars(
+            "fp16 precision loss per op: PSNR of each op's fp16 output vs fp32 (worst first)",
+            [f"{r['op']} ({r['op_type']})" for r in ops],
+            values,
+            unit="PSNR vs fp32 (dB)",
+            verdicts=lost,
+            legend=[
+                (plots.NEUTRAL, "PSNR vs fp32"),
+                (plots.FAIL, "no precision left (non-finite or ≤ 0 dB)"),
+            ],
+        ),
+    ]
 
 
-def _sections(report: dict) -> list[str]:
-    details = report.get("details", {})
+def _speedup(report: dict, speedup: dict) -> list[str]:
+    parts = ["<h2>Speed-up</h2>"]
+    timings = speedup.get("timings") or []
+    if not (speedup.get("measured") and timings):
+        return parts + [_not_measured_panel(speedup.get("reason") or "no timings were recorded")]
+    ratios = [c for c in report["checks"] if "speedup" in c["name"] and c["measured"]]
+    if ratios:
+        parts.append(
+            plots.horizontal_bars(
+                "Speed-up per check (higher is faster; colour is the check's verdict)",
+                [f"{c['name']} (threshold {content.value_text(c['threshold'])})" for c in ratios],
+                [c["value"] for c in ratios],
+                unit="speed-up (x)",
+                verdicts=[c["passed"] for c in ratios],
+            )
+        )
+    parts.append(
+        plots.horizontal_bars(
+            "Median latency per configuration (lower is faster)",
+            [str(t["label"]) for t in timings],
+            [t["median_ms"] for t in timings],
+            unit="median latency (ms)",
+        )
+    )
+    parts.append(
+        _table(
+            ("configuration", "median (ms)", "p90 (ms)", "runs"),
+            [
+                (t["label"], content.value_text(t["median_ms"]), content.value_text(t["p90_ms"]), t["runs"])
+                for t in timings
+            ],
+        )
+    )
+    return parts
+
+
+def _readiness(readiness: dict) -> list[str]:
+    rows = content.readiness_rows(readiness)
+    if not rows:
+        return []
+    parts = ["<h2>ANE readiness (static estimate)</h2>"]
+    if readiness.get("reason"):
+        parts.append(f"<p>No baseline figures: {escape(str(readiness['reason']))}</p>")
+    header = ("figure", "baseline", "optimized", "ratio (baseline / optimized)")
+    return parts + [_table(header, rows, caption="static estimate: baseline and optimized side by side")]
+
+
+def _details(report: dict) -> list[str]:
+    details = report.get("details") or {}
     parts = []
-    layers = details.get("layer_parity")
-    if layers:
-        parts += [
-            "<h2>Parity per layer</h2>",
-            plots.horizontal_bars(
-                "PSNR per layer: optimized model vs baseline (torch, fp32)",
-                [r["layer"] for r in layers],
-                [float(r["psnr_db"]) for r in layers],
-                unit="PSNR (dB)",
-                threshold=content.threshold_of(report, "torch_parity_psnr_db"),
-            ),
-        ]
+    if details.get("layer_parity"):
+        parts += _layer_parity(report, details["layer_parity"])
     if details.get("op_counts"):
-        rows = content.op_count_rows(details["op_counts"])
-        parts += [
-            "<h2>Op counts</h2>",
-            plots.paired_bars(
-                "Op counts by type: baseline vs optimized (converted programs)",
-                [r[0] for r in rows],
-                [r[1] for r in rows],
-                [r[2] for r in rows],
-                names=("baseline", "optimized"),
-                unit="ops",
-            ),
-        ]
-    precision = details.get("fp16_precision")
-    if precision:
-        parts += [
-            "<h2>fp16 precision loss per op</h2>",
-            plots.horizontal_bars(
-                "PSNR of each op's fp16 output vs the same program in fp32 (worst first)",
-                [f"{r['op']} ({r['op_type']})" for r in precision],
-                [float(r["psnr_db"]) for r in precision],
-                unit="PSNR (dB)",
-            ),
-        ]
-    speedup = details.get("speedup")
-    if speedup is not None:
-        parts.append("<h2>Speed-up</h2>")
-        if speedup.get("measured") and speedup.get("timings"):
-            timings = speedup["timings"]
-            parts.append(
-                plots.horizontal_bars(
-                    "Median latency per configuration (lower is faster)",
-                    [t["label"] for t in timings],
-                    [t["median_ms"] for t in timings],
-                    unit="median latency (ms)",
-                )
-            )
-            parts.append(
-                _table(
-                    ("configuration", "median (ms)", "p90 (ms)", "runs"),
-                    [(t["label"], f"{t['median_ms']:.3g}", f"{t['p90_ms']:.3g}", t["runs"]) for t in timings],
-                )
-            )
-        else:
-            parts.append(f'<p class="notice">Not measured here: {escape(str(speedup.get("reason")))}</p>')
-    readiness_rows = content.readiness_rows(details.get("readiness", {}))
-    if readiness_rows:
-        parts += [
-            "<h2>ANE readiness (static estimate)</h2>",
-            _table(("figure", "baseline", "optimized", "ratio (baseline / optimized)"), readiness_rows),
-        ]
+        parts += _op_counts(details["op_counts"])
+    if details.get("fp16_precision"):
+        parts += _fp16_precision(details["fp16_precision"])
+    if details.get("speedup") is not None:
+        parts += _speedup(report, details["speedup"])
+    if details.get("readiness"):
+        parts += _readiness(details["readiness"])
     if details.get("stages"):
-        parts += [
-            "<h2>Stages</h2>",
-            _table(("stage", "seconds"), [(s["name"], f"{s['seconds']:.1f}") for s in details["stages"]]),
-        ]
+        stages = [(s["name"], f"{s['seconds']:.2f}") for s in details["stages"]]
+        total = ("total", f"{content.stage_seconds(report):.2f}")
+        parts += ["<h2>Stage timings</h2>", _table(("stage", "seconds"), [*stages, total])]
     if details.get("hazards_text"):
-        parts += ["<h2>fp16 hazards</h2>", f"<pre>{escape(details['hazards_text'])}</pre>"]
+        parts += ["<h2>fp16 hazards</h2>", f"<pre>{escape(str(details['hazards_text']))}</pre>"]
     return parts
 
 
 def render_html(report: dict) -> str:
     verdict = "PASSED" if report["passed"] else "FAILED"
-    config = ", ".join(f"{k} {v}" for k, v in report["config"].items())
-    environment = sorted(report["environment"].get("fingerprint", {}).items())
-    artifacts = "".join(
-        f"<li>{escape(k)}: <code>{escape(str(v))}</code></li>" for k, v in report["artifacts"].items()
-    )
+    model = escape(str(report["model"]))
+    device_rows, version_rows = content.environment_rows(report)
     body = [
-        f"<h1>ane-verify report: {escape(str(report['model']))}</h1>",
-        f'<p><span class="verdict {verdict.lower()}">{verdict}</span> {escape(config)}</p>',
+        f"<h1>ane-verify report: {model}</h1>",
+        f'<p><span class="verdict {verdict.lower()}">{verdict}</span>'
+        f'<span class="summary">{escape(content.checks_summary(report))}</span></p>',
+        "<h2>Configuration</h2>",
+        _table(("setting", "value"), [(k, content.value_text(v)) for k, v in report["config"].items()]),
         "<h2>Checks</h2>",
         _table(
             ("check", "metric", "value (or why not measured)", "threshold", "verdict"),
             content.checks_rows(report),
-            row_class=_verdict_class,
+            row_classes=[_row_class(c) for c in report["checks"]],
         ),
-        *_sections(report),
+        *_details(report),
         "<h2>Environment</h2>",
-        _table(("key", "value"), environment),
-        f"<h2>Artifacts</h2><ul>{artifacts}</ul>",
+        '<div class="side-by-side">',
+        _table(("device", "value"), device_rows, caption="fingerprint"),
+        _table(("library", "version"), version_rows, caption="versions"),
+        "</div>",
+        "<h2>Artifacts</h2>",
+        _table(("artifact", "path"), list(report["artifacts"].items())),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>ane-verify {escape(str(report['model']))}: {verdict}</title><style>{STYLE}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>ane-verify {model}: {verdict}</title><style>{STYLE}</style></head>\n"
+        "<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
