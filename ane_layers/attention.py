@@ -35,13 +35,17 @@ class MultiHeadAttentionANE(nn.Module):
     ):
         super().__init__()
         check_divisible(embed_dim, num_heads)
+        if kdim is not None and vdim is not None and kdim != vdim:
+            raise ValueError(
+                f"MultiHeadAttentionANE: expected kdim == vdim (keys and values both come from the one "
+                f"key_value tensor), got kdim={kdim}, vdim={vdim}"
+            )
         if query_chunk_size is not None and query_chunk_size < 1:
             raise ValueError(f"query_chunk_size: expected a positive length or None, got {query_chunk_size}")
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
-        self.kdim = embed_dim if kdim is None else kdim
-        self.vdim = embed_dim if vdim is None else vdim
+        self.kdim = self.vdim = embed_dim if kdim is None and vdim is None else (kdim or vdim)
         self.query_chunk_size = query_chunk_size
         self.q_proj = LinearANE(embed_dim, embed_dim, bias=bias)
         self.k_proj = LinearANE(self.kdim, embed_dim, bias=bias)
@@ -56,11 +60,18 @@ class MultiHeadAttentionANE(nn.Module):
         attention_mask: torch.Tensor | None = None,
         causal: bool = False,
     ) -> torch.Tensor:
-        check_bc1s(query, "MultiHeadAttentionANE query", channels=self.embed_dim)
+        check_bc1s(
+            query, "MultiHeadAttentionANE query", channels=self.embed_dim, dtype=self.q_proj.weight.dtype
+        )
         if key_value is None:
             key_value = query
         else:
-            check_bc1s(key_value, "MultiHeadAttentionANE key_value", channels=self.kdim)
+            check_bc1s(
+                key_value,
+                "MultiHeadAttentionANE key_value",
+                channels=self.kdim,
+                dtype=self.k_proj.weight.dtype,
+            )
             if key_value.shape[0] != query.shape[0]:
                 raise ValueError(
                     f"MultiHeadAttentionANE: query batch {query.shape[0]} != "

@@ -20,12 +20,20 @@ def is_tracing() -> bool:
     return bool(compiler.is_compiling() or (is_exporting is not None and is_exporting()))
 
 
-def check_bc1s(x: torch.Tensor, name: str, *, channels: int | None = None) -> None:
-    """Raise unless ``x`` is a floating (B, C, 1, S) tensor (with C == ``channels`` when given)."""
+def check_bc1s(
+    x: torch.Tensor, name: str, *, channels: int | None = None, dtype: torch.dtype | None = None
+) -> None:
+    """Raise unless ``x`` is a floating (B, C, 1, S) tensor (with C == ``channels`` and the layer's
+    parameter ``dtype`` when given)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor of shape (B, C, 1, S), got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{name}: expected dtype {dtype} (the layer's parameters), got {x.dtype}; convert the input "
+            f"or the layer (.to(dtype)) so that both match"
+        )
     if x.dim() != 4 or x.shape[2] != 1:
         raise ValueError(
             f"{name}: expected shape (B, C, 1, S) (rank 4 with a singleton third axis), got {tuple(x.shape)}"

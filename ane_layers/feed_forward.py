@@ -36,5 +36,7 @@ class FeedForwardANE(nn.Module):
         self.fc2 = LinearANE(hidden_dim, embed_dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_bc1s(x, "FeedForwardANE input", channels=self.embed_dim)
+        check_bc1s(x, "FeedForwardANE input", channels=self.embed_dim, dtype=self.fc1.weight.dtype)
+        # ANE principle 1 (data format): both projections are 1x1 convs over (B, C, 1, S); the
+        # activation is elementwise, so the hidden activation never leaves the layout.
         return self.fc2(self.activation(self.fc1(x)))

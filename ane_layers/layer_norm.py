@@ -37,10 +37,15 @@ class LayerNormANE(nn.Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_bc1s(x, f"LayerNormANE({self.num_channels}) input", channels=self.num_channels)
+        check_bc1s(
+            x,
+            f"LayerNormANE({self.num_channels}) input",
+            channels=self.num_channels,
+            dtype=None if self.weight is None else self.weight.dtype,
+        )
         if self.clip is not None:
             x = x.clamp(-self.clip, self.clip)  # a new tensor: the caller's input stays untouched
-        # Normalize over channels (axis 1); the sequence stays on the last axis.
+        # ANE principle 1 (data format): normalize over channels, axis 1; the sequence stays last and packed.
         mean = x.mean(dim=1, keepdim=True)
         zero_mean = x - mean
         variance = (zero_mean * zero_mean).mean(dim=1, keepdim=True)

@@ -28,6 +28,7 @@ class LinearANE(nn.Conv2d):
             x,
             f"{type(self).__name__}({self.in_features}->{self.out_features}) input",
             channels=self.in_features,
+            dtype=self.weight.dtype,
         )
         return super().forward(x)
 

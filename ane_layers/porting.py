@@ -69,7 +69,11 @@ def _norm_state(prefix: str, norm: nn.LayerNorm) -> dict[str, torch.Tensor]:
 
 def _multihead_attention_state(prefix: str, mha: nn.MultiheadAttention) -> dict[str, torch.Tensor]:
     if mha.bias_k is not None or mha.add_zero_attn:
-        raise ValueError("from_multihead_attention: add_bias_kv and add_zero_attn are not supported")
+        raise ValueError(
+            f"nn.MultiheadAttention{' at ' + repr(prefix.rstrip('.')) if prefix else ''}: expected "
+            f"add_bias_kv=False and add_zero_attn=False (not supported), got add_bias_kv="
+            f"{mha.bias_k is not None}, add_zero_attn={mha.add_zero_attn}"
+        )
     e, p = mha.embed_dim, prefix
     if mha._qkv_same_embed_dim:
         q_w, k_w, v_w = mha.in_proj_weight.split(e, dim=0)

@@ -12,6 +12,7 @@ from ane_layers import (
     attention_mask_to_bias,
     from_bc1s,
     key_padding_mask_to_bias,
+    porting,
     to_bc1s,
 )
 
@@ -91,3 +92,55 @@ def test_layout_helpers_check_rank():
 def test_non_tensor_input_is_a_type_error():
     with pytest.raises(TypeError, match=r"expected a torch.Tensor of shape \(B, C, 1, S\), got list"):
         LinearANE(2, 2)([[1.0, 2.0]])
+
+
+@pytest.mark.parametrize(
+    ("layer", "x", "expected", "received"),
+    [
+        (LinearANE(8, 4), torch.randn(1, 8, 1, 3, dtype=torch.float64), "torch.float32", "torch.float64"),
+        (LayerNormANE(8), torch.randn(1, 8, 1, 3).half(), "torch.float32", "torch.float16"),
+        (MultiHeadAttentionANE(8, 2).half(), torch.randn(1, 8, 1, 3), "torch.float16", "torch.float32"),
+        (
+            FeedForwardANE(8, 16),
+            torch.randn(1, 8, 1, 3, dtype=torch.float64),
+            "torch.float32",
+            "torch.float64",
+        ),
+    ],
+)
+def test_activation_dtype_other_than_the_layers_names_both(layer, x, expected, received):
+    with pytest.raises(
+        TypeError, match=rf"expected dtype {expected} \(the layer's parameters\), got {received}"
+    ):
+        layer(x)
+
+
+@pytest.mark.parametrize("bad", [float("-inf"), float("nan"), torch.finfo(torch.float32).min])
+def test_additive_bias_must_be_finite_and_fit_fp16(bad):
+    attention = MultiHeadAttentionANE(16, 2)
+    bias = torch.zeros(2, 7, 1, 7)
+    bias[1, 6] = bad
+    with pytest.raises(
+        ValueError, match=r"expected finite values of at least -65504.0 .* got 7 values outside"
+    ):
+        attention(torch.randn(2, 16, 1, 7), attention_mask=bias)
+
+
+def test_cross_attention_key_and_value_widths_must_match():
+    with pytest.raises(ValueError, match=r"expected kdim == vdim .* got kdim=8, vdim=12"):
+        MultiHeadAttentionANE(16, 2, kdim=8, vdim=12)
+    baseline = torch.nn.MultiheadAttention(16, 2, kdim=8, vdim=12, batch_first=True)
+    with pytest.raises(ValueError, match=r"got kdim=8, vdim=12"):
+        porting.from_multihead_attention(baseline)
+
+
+def test_unsupported_multihead_attention_options_are_named_with_their_values():
+    baseline = torch.nn.MultiheadAttention(16, 2, add_bias_kv=True, batch_first=True)
+    with pytest.raises(
+        ValueError, match=r"expected add_bias_kv=False .* got add_bias_kv=True, add_zero_attn=False"
+    ):
+        porting.from_multihead_attention(baseline)
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+    layer.self_attn = baseline
+    with pytest.raises(ValueError, match=r"nn.MultiheadAttention at 'self_attn': expected add_bias_kv=False"):
+        porting.from_encoder_layer(layer)
