@@ -14,8 +14,13 @@ import torch
 
 from .checks import is_tracing
 
-# Finite and representable in fp16 (max 65504); exp(-1e4) is 0 in fp16 and fp32 alike.
+# Finite and representable in fp16 (max 65504); exp(-1e4) is 0 in fp16 and fp32 alike. Being additive,
+# the mask holds while a row's scores spread less than about 1e4 - 104 (fp32's exp underflow): real
+# attention logits sit far below that, and fp16 programs overflow at 65504 anyway. Beyond it a padded
+# key's weight grows back (tests/layers/test_fp16.py pins the boundary down).
 MASK_SENTINEL = -1e4
+# The lowest value fp16 holds: an additive bias below it becomes -inf in an fp16 program.
+FP16_LOWEST = -65504.0
 
 
 def to_bc1s(x: torch.Tensor) -> torch.Tensor:
@@ -118,4 +123,14 @@ def check_attention_bias(bias: torch.Tensor, batch_size: int, key_length: int, q
         raise ValueError(
             f"attention bias: expected shape ({batch_size} or 1, {key_length}, 1, {query_length} or 1) "
             f"for scores (B, S_k, 1, S_q), got {tuple(bias.shape)}"
+        )
+    if is_tracing():
+        return
+    out_of_range = ~torch.isfinite(bias) | (bias < FP16_LOWEST)
+    if bool(out_of_range.any()):
+        raise ValueError(
+            f"attention bias: expected finite values of at least {FP16_LOWEST} (fp16's lowest; use "
+            f"MASK_SENTINEL = {MASK_SENTINEL} for masked positions), got {int(out_of_range.sum())} values "
+            f"outside, e.g. {bias[out_of_range].flatten()[0].item()}: -inf and finfo(float32).min turn the "
+            f"output NaN in an fp16 program"
         )

@@ -226,8 +226,13 @@ def _feed_forward_cases(scales=s.INPUT_SCALES):
     return _cases(scales=scales, masks=False, options={"activation": s.activations()})
 
 
+def _torch_activation(name: str) -> nn.Module:
+    """The torch module of a drawn activation name (``strategies.activations``)."""
+    return {"relu": nn.ReLU, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh")}[name]()
+
+
 def _torch_mlp(c: Case) -> nn.Module:
-    act = nn.ReLU() if c.options["activation"] == "relu" else nn.GELU()
+    act = _torch_activation(c.options["activation"])
     return randomize_parameters(
         nn.Sequential(nn.Linear(c.dims.embed, c.dims.ffn), act, nn.Linear(c.dims.ffn, c.dims.embed)), c.seed
     )
@@ -237,7 +242,7 @@ register(
     LayerPair(
         name="feed_forward",
         ane_layer="FeedForwardANE",
-        baseline="torch.nn.Sequential(Linear, ReLU|GELU, Linear)",
+        baseline="torch.nn.Sequential(Linear, ReLU|GELU|GELU(tanh), Linear)",
         cases=_feed_forward_cases,
         make_baseline=_torch_mlp,
         transfer=lambda base, c: porting.from_feed_forward(base),
@@ -248,9 +253,12 @@ register(
 )
 
 
-# Attention with inputs of magnitude 1e3 has logits near 1e6: the softmax is an argmax there and
-# fp32 rounding alone decides near-ties, so attention pairs draw inputs up to 10 (LayerNorm and the
-# linear layers cover the large magnitudes).
+# Attention pairs draw inputs up to 10 (scores spread about 100); LayerNorm and the linear layers cover
+# the large magnitudes. At 1e3 scores spread about 1e6, which breaks two things that are not bugs:
+# - the additive mask: MASK_SENTINEL (-1e4) only holds while a row's scores spread less than about 1e4,
+#   so padded keys leak back (tests/layers/test_fp16.py pins that boundary down);
+# - the comparison: the softmax is an argmax there, and two keys within fp32 rounding of each other
+#   (about 0.1 at 1e6, likely among hundreds of keys) swap places between two summation orders.
 ATTENTION_SCALES = tuple(x for x in s.INPUT_SCALES if x <= 10.0)
 
 
@@ -397,7 +405,7 @@ def _torch_encoder_layer(c: Case) -> nn.Module:
         c.dims.heads,
         c.dims.ffn,
         dropout=0.0,
-        activation=c.options["activation"],
+        activation=_torch_activation(c.options["activation"]),
         layer_norm_eps=c.options["eps"],
         batch_first=True,
         norm_first=c.options["norm_first"],
@@ -409,7 +417,16 @@ def _run_torch_encoder_layer(m: nn.Module, i: dict) -> torch.Tensor:
     x, causal = i["x"], i["causal"]
     mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1]) if causal else None
     padding = None if i["keep"] is None else ~i["keep"]
-    return m(x, src_mask=mask, src_key_padding_mask=padding, is_causal=causal)
+    # torch (2.7 to 2.13 at least) flags any nn.GELU as "gelu" for the encoder layer's fused fast path,
+    # which then computes exact GELU for a GELU(approximate="tanh") module (88 dB off its own slow
+    # path): the baseline is the module's documented math, so tanh GELU runs without the fast path.
+    fast_path = not (isinstance(m.activation, nn.GELU) and m.activation.approximate == "tanh")
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(fast_path and previous)
+    try:
+        return m(x, src_mask=mask, src_key_padding_mask=padding, is_causal=causal)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
 
 
 register(
@@ -430,7 +447,14 @@ register(
 
 def _decoder_cases(scales=ATTENTION_SCALES):
     return _cases(
-        scales=scales, memory=True, options={"norm_first": st.booleans(), "activation": s.activations()}
+        scales=scales,
+        memory=True,
+        options={
+            "norm_first": st.booleans(),
+            "activation": s.activations(),
+            "causal": st.booleans(),
+            "eps": s.layer_norm_eps(),
+        },
     )
 
 
@@ -440,7 +464,8 @@ def _torch_decoder_layer(c: Case) -> nn.Module:
         c.dims.heads,
         c.dims.ffn,
         dropout=0.0,
-        activation=c.options["activation"],
+        activation=_torch_activation(c.options["activation"]),
+        layer_norm_eps=c.options["eps"],
         batch_first=True,
         norm_first=c.options["norm_first"],
     )
@@ -448,13 +473,12 @@ def _torch_decoder_layer(c: Case) -> nn.Module:
 
 
 def _run_torch_decoder_layer(m: nn.Module, i: dict) -> torch.Tensor:
-    x = i["x"]
-    causal = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+    x, causal = i["x"], i["causal"]
     return m(
         x,
         i["memory"],
-        tgt_mask=causal,
-        tgt_is_causal=True,
+        tgt_mask=nn.Transformer.generate_square_subsequent_mask(x.shape[1]) if causal else None,
+        tgt_is_causal=causal,
         tgt_key_padding_mask=None if i["keep"] is None else ~i["keep"],
         memory_key_padding_mask=None if i["memory_keep"] is None else ~i["memory_keep"],
     )
@@ -462,7 +486,13 @@ def _run_torch_decoder_layer(m: nn.Module, i: dict) -> torch.Tensor:
 
 def _decoder_inputs(c: Case) -> dict:
     memory = s.seeded_normal((c.dims.batch, c.memory_seq, c.dims.embed), c.seed + 1, c.scale)
-    return {"x": _hidden(c), "memory": memory, "keep": c.keep, "memory_keep": c.memory_keep}
+    return {
+        "x": _hidden(c),
+        "memory": memory,
+        "keep": c.keep,
+        "memory_keep": c.memory_keep,
+        "causal": c.options["causal"],
+    }
 
 
 register(
@@ -481,10 +511,12 @@ register(
                 to_bc1s(i["memory"]),
                 attention_mask=i["keep"],
                 memory_mask=i["memory_keep"],
-                causal=True,
+                causal=i["causal"],
             )
         ),
-        compared_positions=lambda c: _both(_query_rows_with_keys(c.keep, c.dims.seq, True), _memory_rows(c)),
+        compared_positions=lambda c: _both(
+            _query_rows_with_keys(c.keep, c.dims.seq, c.options["causal"]), _memory_rows(c)
+        ),
     )
 )
 

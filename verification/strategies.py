@@ -49,7 +49,7 @@ def layer_norm_eps():
 
 
 def activations():
-    return st.sampled_from(["relu", "gelu"])
+    return st.sampled_from(["relu", "gelu", "gelu_tanh"])
 
 
 @dataclass(frozen=True)

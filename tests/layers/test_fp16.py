@@ -79,3 +79,36 @@ def test_fp16_attention_with_fully_masked_rows_is_finite():
     with torch.no_grad():
         out = attention(x, attention_mask=keep, causal=True)
     assert torch.isfinite(out).all()
+
+
+def _identity_attention() -> MultiHeadAttentionANE:
+    """One head of width 2 whose projections are the identity: scores are q . k / sqrt(2)."""
+    attention = MultiHeadAttentionANE(2, 1)
+    with torch.no_grad():
+        for projection in (attention.q_proj, attention.k_proj, attention.v_proj, attention.out_proj):
+            projection.weight.copy_(torch.eye(2)[:, :, None, None])
+            projection.bias.zero_()
+    return attention.eval()
+
+
+def _padded_key_weight(score_gap: float) -> float:
+    """Attention weight a padded key gets when its score exceeds the real key's by ``score_gap``.
+
+    Token 0 = (1, 0) is real, token 1 = (b, 1) is padding: the query of token 0 scores 1/sqrt(2) on
+    itself and b/sqrt(2) on the padded key, and channel 1 of its output is the padded key's weight.
+    """
+    b = 1.0 + score_gap * 2**0.5
+    x = torch.tensor([[[[1.0, b]], [[0.0, 1.0]]]])  # (1, 2, 1, 2)
+    attention = _identity_attention()
+    with torch.no_grad():
+        out = attention(x, attention_mask=torch.tensor([[True, False]]))
+    return out[0, 1, 0, 0].item()
+
+
+def test_the_additive_sentinel_holds_while_scores_spread_less_than_1e4():
+    """MASK_SENTINEL is additive (an `add` op, as on the ANE), so it bounds the score gap it can hide:
+    up to |sentinel| - 104 (fp32's exp underflow) a padded key gets no weight at all; beyond |sentinel| it
+    takes over. Real attention logits stay in the tens; inputs of magnitude 1e3 reach 1e6."""
+    assert _padded_key_weight(0.0) == 0.0
+    assert _padded_key_weight(-MASK_SENTINEL - 110) == 0.0  # exp(-110) underflows in fp32
+    assert _padded_key_weight(-MASK_SENTINEL + 50) > 0.99
