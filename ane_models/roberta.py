@@ -132,6 +132,11 @@ def from_hf(model: nn.Module, architecture: str, *, fp16_safe_eps: bool | float 
             query_chunk_size: int | None = None) -> nn.Module:
     """The ANE equivalent of a transformers RoBERTa ``model`` (class name ``architecture``)."""
     config: Any = model.config  # a transformers config: its fields differ per family
+    if not isinstance(config.pad_token_id, int):
+        raise ValueError(
+            f"RoBERTa: expected an integer config.pad_token_id (positions start after it), got "
+            f"{config.pad_token_id!r}"
+        )
     return bert.build(model, architecture, "roberta", HEADS, RENAMES, IGNORED, fp16_safe_eps=fp16_safe_eps,
                       query_chunk_size=query_chunk_size,
                       max_sequence_length=config.max_position_embeddings - config.pad_token_id - 1)

@@ -169,3 +169,12 @@ def test_int32_and_int64_ids_give_the_same_result():
     mask = torch.ones_like(ids)
     with torch.no_grad():
         assert torch.equal(ane(ids, mask)[0], ane(ids.int(), mask.int())[0])
+
+
+def test_roberta_without_a_padding_id_names_it():
+    config = transformers.RobertaConfig(hidden_size=8, num_attention_heads=2, num_hidden_layers=1,
+                                        intermediate_size=16, vocab_size=40, max_position_embeddings=20,
+                                        pad_token_id=None)
+    model = transformers.RobertaModel(config).eval()
+    with pytest.raises(ValueError, match=r"expected an integer config.pad_token_id .* got None"):
+        ane_models.optimize(model)

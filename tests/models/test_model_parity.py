@@ -5,8 +5,9 @@ The first property checks the math, so both models run in float64 there: PSNR no
 largest reference value, and a tiny output of one or two elements that comes out of cancellation (a
 QA logit of 1.8e-4 summed from 64 terms of 1e-2) carries float32 rounding of ~4e-5 relative in
 transformers and in the ANE model alike (88 dB: seen with seed 3468), which says nothing about the
-implementation. fp32 parity is asserted by the second property (per-token outputs, realistic widths),
-by the real checkpoint and by the reloaded checkpoints.
+implementation. fp32 parity of every head is asserted by the second property (realistic widths and
+transformers' default init: the worst of 400 examples per family in the ``thorough`` profile was
+100.6 dB, DistilBERT multiple choice), by the real checkpoint and by the reloaded checkpoints.
 """
 
 from __future__ import annotations
@@ -62,13 +63,12 @@ def test_optimized_model_matches_transformers(family, head, data, seed, fp16_saf
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_fp32_parity_with_the_unchanged_checkpoint(family, data, seed):
     """fp32, with the default eps floor (2**-23 instead of 1e-12), against the untouched transformers
-    model at widths of 32 to 128 and transformers' default init (0.02). Per-token outputs only (at
-    least 4 tokens): per-sequence logits can be single cancellation-dominated scalars (see above)."""
-    per_token_heads = ["Model", "ForMaskedLM", "ForQuestionAnswering", "ForTokenClassification"]
-    head = data.draw(st.sampled_from(per_token_heads), label="head")
+    model at widths of 32 to 128 and transformers' default init (0.02), every head."""
+    head = data.draw(st.sampled_from(HEADS), label="head")
     config = data.draw(small_configs(family, head, head_dims=(16, 32), min_heads=2,
                                      initializer_ranges=st.just(0.02)), label="config")
-    batch = data.draw(token_batches(config, min_length=4, allow_fully_padded=False), label="batch")
+    batch = data.draw(token_batches(config, choices=head == "ForMultipleChoice", min_length=4,
+                                    allow_fully_padded=False), label="batch")
     torch.manual_seed(seed)
     hf_model = hf_class(family, head)(config).eval()
 
