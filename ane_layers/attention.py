@@ -45,7 +45,8 @@ class MultiHeadAttentionANE(nn.Module):
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
-        self.kdim = self.vdim = embed_dim if kdim is None and vdim is None else (kdim or vdim)
+        key_value_dim = kdim if kdim is not None else vdim
+        self.kdim = self.vdim = embed_dim if key_value_dim is None else key_value_dim
         self.query_chunk_size = query_chunk_size
         self.q_proj = LinearANE(embed_dim, embed_dim, bias=bias)
         self.k_proj = LinearANE(self.kdim, embed_dim, bias=bias)

@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MODELS = ("distilbert", "bert", "roberta", "reference")
@@ -118,7 +119,7 @@ def cmd_device(args) -> int:
 
     device = detect()
     speed_blocked, plan_blocked = measurement_gate(device), compute_plan_gate(device)
-    summary = {
+    summary: dict[str, Any] = {
         "device": fingerprint(device),
         "speedup_gates": "can run here" if speed_blocked is None else f"not here: {speed_blocked}",
         "placement_gates": "can run here" if plan_blocked is None else f"not here: {plan_blocked}",

@@ -7,13 +7,14 @@ Names are the check names of ``report.json``; an unknown name is an error, never
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 from . import thresholds
 
-try:  # Python >= 3.11
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
+else:  # Python 3.10
     import tomli as tomllib
 
 AT_LEAST, AT_MOST = ">=", "<="

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,19 +35,22 @@ class ModelPair:
 
     name: str
     family: str  # distilbert | bert | roberta | reference
-    baseline: torch.nn.Module
-    optimized: torch.nn.Module
+    # torch modules whose config and sizes are read by attribute (transformers models differ per
+    # family, and nn.Module's __getattr__ types every attribute as Tensor | Module)
+    baseline: Any
+    optimized: Any
     max_seq_len: int
-    tokenizer: object | None = None
+    tokenizer: Any = None
 
 
 def _embedded_config(family: str):
     import transformers
 
+    config: Any
     if family == "distilbert":
-        config = transformers.DistilBertConfig(num_labels=2)
+        config = transformers.DistilBertConfig()
     elif family == "bert":
-        config = transformers.BertConfig(num_labels=2)
+        config = transformers.BertConfig()
     else:
         config = transformers.RobertaConfig(
             vocab_size=50265,
@@ -56,8 +60,8 @@ def _embedded_config(family: str):
             bos_token_id=0,
             eos_token_id=2,
             layer_norm_eps=1e-5,
-            num_labels=2,
         )
+    config.num_labels = 2
     config._attn_implementation = "eager"
     return config
 
@@ -79,7 +83,7 @@ def embedded(family: str) -> ModelPair:
     config = _embedded_config(family)
     prefix = {"distilbert": "DistilBert", "bert": "Bert", "roberta": "Roberta"}[family]
     baseline = getattr(transformers, f"{prefix}ForSequenceClassification")(config).eval()
-    optimized = ane_models.optimize(baseline)
+    optimized: Any = ane_models.optimize(baseline)
     return ModelPair(family, family, baseline, optimized, optimized.ane_config.max_sequence_length)
 
 
@@ -131,7 +135,7 @@ def from_directory(path: str | Path) -> ModelPair:
             raise ModelInputError(
                 f"--weights: cannot load the weights in {str(path)!r} ({type(error).__name__}: {error})"
             ) from None
-        optimized = ane_models.optimize(baseline)
+        optimized: Any = ane_models.optimize(baseline)
     tokenizer = None
     if (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file():
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)

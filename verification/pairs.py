@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from ane_layers import from_bc1s, porting, to_bc1s
+from ane_layers.feed_forward import make_activation
 
 from . import strategies as s
 
@@ -226,13 +227,8 @@ def _feed_forward_cases(scales=s.INPUT_SCALES):
     return _cases(scales=scales, masks=False, options={"activation": s.activations()})
 
 
-def _torch_activation(name: str) -> nn.Module:
-    """The torch module of a drawn activation name (``strategies.activations``)."""
-    return {"relu": nn.ReLU, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh")}[name]()
-
-
 def _torch_mlp(c: Case) -> nn.Module:
-    act = _torch_activation(c.options["activation"])
+    act = make_activation(c.options["activation"])
     return randomize_parameters(
         nn.Sequential(nn.Linear(c.dims.embed, c.dims.ffn), act, nn.Linear(c.dims.ffn, c.dims.embed)), c.seed
     )
@@ -405,7 +401,7 @@ def _torch_encoder_layer(c: Case) -> nn.Module:
         c.dims.heads,
         c.dims.ffn,
         dropout=0.0,
-        activation=_torch_activation(c.options["activation"]),
+        activation=make_activation(c.options["activation"]),
         layer_norm_eps=c.options["eps"],
         batch_first=True,
         norm_first=c.options["norm_first"],
@@ -464,7 +460,7 @@ def _torch_decoder_layer(c: Case) -> nn.Module:
         c.dims.heads,
         c.dims.ffn,
         dropout=0.0,
-        activation=_torch_activation(c.options["activation"]),
+        activation=make_activation(c.options["activation"]),
         layer_norm_eps=c.options["eps"],
         batch_first=True,
         norm_first=c.options["norm_first"],

@@ -76,7 +76,7 @@ def readiness_rows(readiness: dict) -> list[tuple[str, str, str, str]]:
             for label in labels
             if any(_is_figure(side.get(label)) for side in (baseline, optimized, ratios))
         ]
-    return [(str(label), *(value_text(x) for x in figures)) for label, *figures in rows]
+    return [(str(label), value_text(b), value_text(o), value_text(r)) for label, b, o, r in rows]
 
 
 def checks_summary(report: dict) -> str:

@@ -49,7 +49,7 @@ def render_junit(report: dict) -> str:
             ET.SubElement(case, "skipped", message=_xml_text(check.get("reason") or "not measured"))
     root = ET.Element("testsuites", name="ane-verify")
     for key in ("tests", "failures", "errors", "skipped", "time"):
-        root.set(key, suite.get(key))
+        root.set(key, suite.get(key, ""))
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -107,7 +107,7 @@ def _details(report: dict) -> list[str]:
     if details.get("layer_parity"):
         lines += _layer_parity(report, details["layer_parity"])
     if details.get("op_counts"):
-        rows = [(_code(t), b, o) for t, b, o in content.op_count_rows(details["op_counts"])]
+        rows: list[tuple] = [(_code(t), b, o) for t, b, o in content.op_count_rows(details["op_counts"])]
         lines += ["## Op counts, baseline vs optimized (converted programs)", ""]
         lines += _table(("op type", "baseline", "optimized"), rows)
     if details.get("fp16_precision"):
