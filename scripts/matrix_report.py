@@ -7,10 +7,11 @@ versions that were actually installed, tests passed/failed/skipped, the suite's 
 then one table of the per-area results (``tests/<area>``) across cells.
 
 Run: python scripts/matrix_report.py .tox/reports [--tox-ini tox.ini] [--output docs/compatibility.md]
+     [--output README.md]
 
 With ``--tox-ini`` every cell named in ``env_list`` gets a row, "no report" where it did not run. When the
-output file exists and holds the markers below, only the text between them is replaced: notes written by
-hand around the table (shims, cells that cannot be installed) stay.
+output file exists, only the text between the markers below is replaced: notes written by hand around the
+table (shims, cells that cannot be installed) stay; an existing file without the markers is not touched.
 """
 
 from __future__ import annotations
@@ -177,15 +178,26 @@ def _counts(counts: dict | None) -> str:
     return " / ".join(str(counts.get(outcome, 0)) for outcome in _OUTCOMES)
 
 
+class MarkersMissing(ValueError):
+    """An existing file without the markers: writing would replace text written by hand."""
+
+
 def write(output: Path, generated: str) -> None:
-    """Replace the text between the markers of ``output`` (the whole file when it has none)."""
+    """Replace the text between the markers of ``output``; a new file gets a title and the table.
+
+    An existing file without both markers is left untouched (``MarkersMissing``): the README and
+    docs/compatibility.md hold the table between markers, with prose around it."""
     if output.exists():
         text = output.read_text()
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            tail = rest.split(END, 1)[1]
-            output.write_text(head + generated.rstrip("\n") + tail)
-            return
+        if BEGIN not in text or END not in text:
+            raise MarkersMissing(
+                f"{output}: expected the markers {BEGIN!r} and {END!r} where the table goes; "
+                "the file was left as it is"
+            )
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        output.write_text(head + generated.rstrip("\n") + tail)
+        return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("# Version compatibility\n\n" + generated)
 
@@ -194,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", type=Path, help="directory of <cell>.json reports (tox: .tox/reports)")
     parser.add_argument("--tox-ini", type=Path, help="list every cell of this tox.ini's env_list")
-    parser.add_argument("--output", type=Path, help="write (or update) this Markdown file; default: stdout")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        action="append",
+        help="write (or update, between the markers) this Markdown file; repeatable; default: stdout",
+    )
     parser.add_argument(
         "--require-all", action="store_true", help="exit 1 when a cell has no valid report or fails"
     )
@@ -206,8 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     generated = render(rows)
     if args.output:
-        write(args.output, generated)
-        print(f"matrix-report: wrote {args.output}", file=sys.stderr)
+        try:
+            for output in args.output:
+                write(output, generated)
+                print(f"matrix-report: wrote {output}", file=sys.stderr)
+        except MarkersMissing as error:
+            print(f"matrix-report: {error}", file=sys.stderr)
+            return 2
     else:
         sys.stdout.write(generated)
     for problem in problems:

@@ -177,6 +177,21 @@ def test_write_keeps_hand_written_notes_around_the_markers(reports, tmp_path):
     assert "torch27-cml83-tf446" not in text and text.count(matrix_report.BEGIN) == 1
 
 
+def test_a_file_without_markers_is_left_untouched_and_every_output_is_written(reports, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n\nhand-written, no markers\n")
+    assert matrix_report.main([str(reports), "--output", str(readme)]) == 2
+    assert readme.read_text() == "# Project\n\nhand-written, no markers\n"
+    assert "expected the markers" in capsys.readouterr().err
+    readme.write_text(f"# Project\n\n{matrix_report.BEGIN}\nold\n{matrix_report.END}\n\nafter\n")
+    compatibility = tmp_path / "docs" / "compatibility.md"
+    assert matrix_report.main([str(reports), "--output", str(compatibility), "--output", str(readme)]) == 0
+    table = "| `torch213-cml90-tf523`"
+    assert table in compatibility.read_text()
+    text = readme.read_text()
+    assert table in text and "old" not in text and text.endswith("\n\nafter\n")
+
+
 def test_main_exit_codes(reports, tmp_path, capsys):
     assert matrix_report.main([str(reports)]) == 0
     assert "| `torch213-cml90-tf523`" in capsys.readouterr().out
