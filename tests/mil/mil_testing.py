@@ -55,10 +55,14 @@ def coremltools_reference(op_type: str, data: dict, attrs: dict, opset=ct.target
     return [np.asarray(v) for v in values]
 
 
-def run_one_op(op_type: str, data: dict, attrs: dict, *, mode="fp32", opset=ct.target.iOS16) -> list:
-    """The op's outputs as the executor computes them at run time (inputs are function inputs)."""
+def run_one_op(
+    op_type: str, data: dict, attrs: dict, *, mode="fp32", opset=ct.target.iOS16, fold_constants=True
+) -> list:
+    """The op's outputs as the executor computes them at run time (inputs are function inputs). With no
+    ``data`` every input is a constant: the executor folds the op at load time, or with
+    ``fold_constants=False`` runs it on every call."""
     program, feed, outputs = one_op_program(op_type, data, attrs, as_inputs=True, opset=opset)
-    results = MILExecutor(program, mode=mode).run(feed)
+    results = MILExecutor(program, mode=mode, fold_constants=fold_constants).run(feed)
     return [results[out.name] for out in outputs]
 
 

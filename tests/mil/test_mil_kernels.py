@@ -1,16 +1,23 @@
 """Each kernel against an independent reference: coremltools' own ``value_inference`` where the op class
 defines one (Hypothesis draws shapes, values and attributes), otherwise a numpy or torch formula written
-here. Ops run as function inputs, so the executor's run-time path is what is checked."""
+here. Ops run as function inputs, so the executor's run-time path is what is checked (ops whose inputs
+are all constants are checked both folded at load time and run at call time).
+``test_every_kernel_is_checked_here`` keeps that true for every kernel in the table."""
 
 from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import re
+import sys
 
 import coremltools as ct
 import numpy as np
 import pytest
-import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from mil_testing import assert_close, coremltools_reference, run_one_op
+from mil_testing import assert_close, coremltools_reference, describe_difference, run_one_op
 
 from verification.mil import KERNELS
 
@@ -31,6 +38,25 @@ def broadcast_partner(seed, shape):
     rng = np.random.default_rng(seed)
     partner = [1 if rng.random() < 0.4 else d for d in shape]
     return tuple(partner[int(rng.integers(0, len(partner))) :]) or (1,)
+
+
+def shapes_of_rank(min_rank, max_rank, max_side=4):
+    return st.lists(st.integers(1, max_side), min_size=min_rank, max_size=max_rank).map(tuple)
+
+
+def axes_of(rank):
+    """Distinct axes of a rank-``rank`` tensor, each written positive or negative."""
+    return (
+        st.sets(st.integers(0, rank - 1), max_size=rank)
+        .flatmap(lambda axes: st.tuples(*[st.sampled_from([a, a - rank]) for a in sorted(axes)]))
+        .map(list)
+    )
+
+
+def distinct_floats(seed, shape):
+    """Values without ties (sorting ops may order ties differently: coremltools' argsort is unstable)."""
+    count = int(np.prod(shape))
+    return (np.random.default_rng(seed).permutation(count).reshape(shape) - count / 2).astype(np.float32)
 
 
 def check_against_coremltools(op_type, data, attrs, *, rtol=1e-5, atol=1e-6, opset=ct.target.iOS16):
@@ -256,6 +282,13 @@ def test_instance_norm_is_the_published_formula(shape, seed):
     )
 
 
+@settings(deadline=None)
+@given(shape=shapes_of_rank(3, 5), seed=seeds, epsilon=st.sampled_from([1e-6, 1e-3, 1.0]))
+def test_l2_norm_matches_coremltools_over_the_last_three_axes(shape, seed, epsilon):
+    x = floats(seed, shape)
+    check_against_coremltools("l2_norm", {"x": x}, {"epsilon": epsilon}, rtol=1e-5, atol=1e-6)
+
+
 # ---------------------------------------------------------------- linear algebra
 
 
@@ -405,6 +438,30 @@ def test_expand_dims_and_squeeze_match_coremltools(shape, seed, data):
 
 @settings(deadline=None)
 @given(shape=shapes, seed=seeds, data=st.data())
+def test_flatten2d_matches_coremltools_for_every_axis(shape, seed, data):
+    rank = len(shape)
+    axis = data.draw(st.integers(-rank, rank), label="axis")
+    for x in (floats(seed, shape), ints(seed, shape)):
+        if axis in (0, -rank, rank):
+            # coremltools' value_inference crashes when one side is empty (np.prod(()) is the float 1.0,
+            # which reshape refuses): the op docs' formula, (prod(shape[:axis]), prod(shape[axis:])).
+            expected = x.reshape(1, -1) if axis != rank else x.reshape(-1, 1)
+            actual = run_one_op("flatten2d", {"x": x}, {"axis": axis})[0]
+            assert_close(expected, actual, what=f"flatten2d axis {axis}")
+        else:
+            check_against_coremltools("flatten2d", {"x": x}, {"axis": axis})
+
+
+@settings(deadline=None)
+@given(shape=shapes, seed=seeds, data=st.data())
+def test_reverse_matches_coremltools(shape, seed, data):
+    axes = data.draw(st.none() | axes_of(len(shape)), label="axes")
+    attrs = {} if axes is None else {"axes": np.array(axes, np.int32)}
+    check_against_coremltools("reverse", {"x": floats(seed, shape)}, attrs)
+
+
+@settings(deadline=None)
+@given(shape=shapes, seed=seeds, data=st.data())
 def test_slice_by_index_matches_coremltools(shape, seed, data):
     rank = len(shape)
     begin, end, stride, begin_mask, end_mask, squeeze_mask = [], [], [], [], [], []
@@ -516,6 +573,75 @@ def test_topk_matches_coremltools(shape, seed, data):
 
 @settings(deadline=None)
 @given(shape=shapes, seed=seeds, data=st.data())
+def test_argsort_matches_coremltools(shape, seed, data):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+    ascending = data.draw(st.booleans(), label="ascending")
+    attrs = {"axis": axis, "ascending": ascending}
+    check_against_coremltools("argsort", {"x": distinct_floats(seed, shape)}, attrs)
+    check_against_coremltools("argsort", {"x": distinct_floats(seed, shape).astype(np.int32)}, attrs)
+
+
+def numpy_one_hot(indices, depth, axis, on_value, off_value):
+    """The op docs' one_hot: a new axis of length ``depth`` at ``axis``; on_value where it equals the
+    index, off_value elsewhere."""
+    hot = np.arange(depth) == indices[..., None]
+    out = np.where(hot, on_value, off_value)
+    return np.moveaxis(out, -1, axis % (indices.ndim + 1))
+
+
+@settings(deadline=None)
+@given(shape=shapes_of_rank(1, 3), seed=seeds, data=st.data())
+def test_one_hot_is_the_published_formula(shape, seed, data):
+    """one_hot has no value_inference: numpy formula, float and int on/off values."""
+    depth = data.draw(st.integers(1, 5), label="one_hot_vector_size")
+    axis = data.draw(st.integers(-len(shape) - 1, len(shape)), label="axis")
+    on_value, off_value = data.draw(
+        st.sampled_from([(1.0, 0.0), (2.5, -1.0), (1, 0), (7, -3)]), label="on/off values"
+    )
+    indices = ints(seed, shape, 0, depth)
+    attrs = {"one_hot_vector_size": depth, "axis": axis, "on_value": on_value, "off_value": off_value}
+    expected = numpy_one_hot(indices, depth, axis, on_value, off_value)
+    actual = run_one_op("one_hot", {"indices": indices}, attrs)[0]
+    assert actual.dtype.kind == np.asarray(on_value).dtype.kind, f"one_hot {attrs}: dtype {actual.dtype}"
+    assert_close(expected, actual, what=f"one_hot {attrs}")
+
+
+def numpy_gather_nd(x, indices, batch_dims):
+    """tf.gather_nd, written out: out[b..., i...] = x[b..., indices[b..., i...]]."""
+    depth = indices.shape[-1]
+    out_shape = indices.shape[:-1] + x.shape[batch_dims + depth :]
+    out = np.zeros(out_shape, x.dtype)
+    for position in np.ndindex(*indices.shape[:-1]):
+        batch = position[:batch_dims]
+        out[position] = x[batch + tuple(indices[position])]
+    return out
+
+
+@settings(deadline=None)
+@given(seed=seeds, data=st.data())
+def test_gather_nd_is_the_published_formula(seed, data):
+    """gather_nd has no value_inference: tf.gather_nd written out in numpy, with iOS16's batch_dims."""
+    batch_dims = data.draw(st.integers(0, 1), label="batch_dims")
+    shape = data.draw(shapes_of_rank(batch_dims + 1, 4), label="x shape")
+    depth = data.draw(st.integers(1, len(shape) - batch_dims), label="index depth")
+    positions = data.draw(shapes_of_rank(0, 2, 3), label="index positions")
+    index_shape = tuple(shape[:batch_dims]) + positions + (depth,)
+    rng = np.random.default_rng(seed)
+    sizes = shape[batch_dims : batch_dims + depth]
+    indices = np.stack([rng.integers(0, n, index_shape[:-1]) for n in sizes], axis=-1).astype(np.int32)
+    x = floats(seed, shape)
+    actual = run_one_op("gather_nd", {"x": x, "indices": indices}, {"batch_dims": batch_dims})[0]
+    assert_close(numpy_gather_nd(x, indices, batch_dims), actual, what=f"gather_nd batch_dims {batch_dims}")
+
+
+def test_gather_nd_rejects_out_of_range_indices_with_the_range():
+    x = floats(0, (4, 3))
+    with pytest.raises(RuntimeError, match=r"gather_nd: index out of range \[0, 3\) on axis 1 of x: .*max 3"):
+        run_one_op("gather_nd", {"x": x, "indices": np.array([[1, 3]], np.int32)}, {})
+
+
+@settings(deadline=None)
+@given(shape=shapes, seed=seeds, data=st.data())
 def test_gather_matches_coremltools(shape, seed, data):
     axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
     size = shape[axis]
@@ -561,17 +687,75 @@ def test_shape_fill_like_and_identity_match_coremltools(shape, seed):
     check_against_coremltools("identity", {"x": x}, {})
 
 
-def test_fill_and_range_1d_fold_to_the_coremltools_values():
-    """All-constant ops are evaluated once at load time by the same kernels."""
-    for op_type, attrs in [
-        ("fill", {"shape": np.array([2, 3], np.int32), "value": 1.5}),
-        ("range_1d", {"start": 2, "end": 11, "step": 3}),
-        ("range_1d", {"start": 0.5, "end": 2.0, "step": 0.25}),
-        ("band_part", {"x": floats(0, (4, 5)), "lower": 1, "upper": 0}),
-    ]:
-        expected = coremltools_reference(op_type, {}, attrs)[0]
-        actual = run_one_op(op_type, {}, attrs)[0]
-        assert_close(expected, actual, what=f"{op_type} {attrs}")
+def check_constant_op_against_coremltools(op_type, attrs, *, rtol=1e-6, atol=1e-6):
+    """An op with constant inputs only, folded at load time and run at call time, against coremltools."""
+    expected = coremltools_reference(op_type, {}, attrs)[0]
+    for fold in (True, False):
+        actual = run_one_op(op_type, {}, attrs, fold_constants=fold)[0]
+        assert_close(expected, actual, rtol=rtol, atol=atol, what=f"{op_type} {attrs} (folded: {fold})")
+
+
+fill_values = st.sampled_from([0.0, 1.5, -2.25]) | st.integers(-5, 5)
+
+
+@settings(deadline=None)
+@given(shape=shapes, value=fill_values)
+def test_fill_matches_coremltools(shape, value):
+    attrs = {"shape": np.array(shape, np.int32), "value": value}
+    check_constant_op_against_coremltools("fill", attrs)
+    # the shape as a run-time input (its output shape is only known when the program runs)
+    actual = run_one_op("fill", {"shape": np.array(shape, np.int32)}, {"value": value})[0]
+    assert_close(coremltools_reference("fill", {}, attrs)[0], actual, what=f"fill {attrs} at run time")
+
+
+def int_ranges():
+    """(start, end, step) with a non-empty range, positive or negative step."""
+    return st.tuples(st.integers(-20, 20), st.integers(1, 15), st.integers(1, 5), st.booleans()).map(
+        lambda t: (t[0], t[0] + t[1], t[2]) if t[3] else (t[0] + t[1], t[0], -t[2])
+    )
+
+
+def float_ranges():
+    """(start, end, step) as fp32 values, steps that do not divide the span included."""
+    values = st.floats(-10, 10, width=32)
+    steps = st.floats(0.125, 3.0, width=32)
+    return (
+        st.tuples(values, values, steps)
+        .filter(lambda t: abs(t[1] - t[0]) / t[2] >= 1)
+        .map(lambda t: (t[0], t[1], t[2] if t[1] > t[0] else -t[2]))
+    )
+
+
+@settings(deadline=None)
+@given(bounds=int_ranges() | float_ranges())
+def test_range_1d_matches_coremltools(bounds):
+    start, end, step = bounds
+    if isinstance(start, int):
+        attrs = {"start": np.int32(start), "end": np.int32(end), "step": np.int32(step)}
+        check_constant_op_against_coremltools("range_1d", attrs)
+        return
+    attrs = {"start": np.float32(start), "end": np.float32(end), "step": np.float32(step)}
+    # fp32: numpy's arange (coremltools' value_inference) accumulates rounding along the range (12 fp32
+    # ulps of |start| measured at 31 elements); the kernel gives start + i * step rounded once. Same length,
+    # values within one ulp of the float64 formula, and within numpy's drift of value_inference.
+    expected = coremltools_reference("range_1d", {}, attrs)[0]
+    exact = np.float64(start) + np.arange(len(expected)) * np.float64(step)
+    drift = 2 * len(expected) * np.spacing(np.float32(max(abs(start), abs(end))))
+    for fold in (True, False):
+        actual = run_one_op("range_1d", {}, attrs, fold_constants=fold)[0]
+        what = f"range_1d {attrs} (folded: {fold})"
+        assert_close(exact, actual, rtol=0, atol=np.spacing(np.float32(max(abs(start), abs(end)))), what=what)
+        assert_close(expected, actual, rtol=0, atol=drift, what=what)
+
+
+@settings(deadline=None)
+@given(shape=shapes_of_rank(2, 4, 6), seed=seeds, data=st.data())
+def test_band_part_matches_coremltools(shape, seed, data):
+    lower = data.draw(st.integers(-1, shape[-2]), label="lower")
+    upper = data.draw(st.integers(-1, shape[-1]), label="upper")
+    check_against_coremltools("band_part", {"x": floats(seed, shape)}, {"lower": lower, "upper": upper})
+    attrs = {"x": floats(seed, shape), "lower": lower, "upper": upper}
+    check_constant_op_against_coremltools("band_part", attrs)
 
 
 # ---------------------------------------------------------------- fp16 modes round at op boundaries
@@ -590,13 +774,81 @@ def test_fp16_storage_rounds_each_output_once_from_fp32_arithmetic(op_type):
     )
 
 
-def test_native_fp16_mode_computes_elementwise_ops_in_float16():
-    x16 = floats(4, (64,), 0.0, 4.0).astype(np.float16)
-    got = run_one_op("mul", {"x": x16, "y": x16}, {}, mode="fp16_native")[0]
+@settings(deadline=None)
+@given(shape=shapes, seed=seeds)
+def test_native_fp16_mode_rounds_each_product_correctly(shape, seed):
+    """The exact product of two fp16 values (float64 holds it) rounded once to fp16 is the IEEE fp16
+    product; the native mode must give exactly that."""
+    x16 = floats(seed, shape, -200.0, 200.0).astype(np.float16)
+    y16 = floats(seed + 1, broadcast_partner(seed, shape), -200.0, 200.0).astype(np.float16)
+    got = run_one_op("mul", {"x": x16, "y": y16}, {}, mode="fp16_native")[0]
     assert got.dtype == np.float16
-    assert np.array_equal(got, (torch.from_numpy(x16) * torch.from_numpy(x16)).numpy())
+    expected = (x16.astype(np.float64) * y16.astype(np.float64)).astype(np.float16)
+    assert np.array_equal(got, expected), describe_difference(expected, got)
 
 
-def test_every_kernel_has_a_docstring_naming_its_semantics():
-    missing = [op for op, fn in KERNELS.items() if not (fn.__doc__ or "").strip()]
-    assert not missing, f"kernels without a docstring: {missing}"
+# ---------------------------------------------------------------- the kernel table itself
+
+# "iOS15.elementwise_binary.add: ..." or "iOS15/iOS17.reduction.reduce_argmax: ...": the opset version(s)
+# whose op definition (coremltools.converters.mil.mil.ops.defs.<version>.<module>.<op>) the kernel follows.
+PUBLISHED_SEMANTICS = re.compile(
+    r"^(?P<versions>iOS1[5-8](?:/iOS1[5-8])*)\.(?P<module>[a-z_0-9]+)\.(?P<op>\w+)\b"
+)
+
+
+def test_every_kernel_docstring_names_the_published_op_it_follows():
+    """Each docstring starts with version(s).module.op, the op is the kernel's own op type, and that op
+    exists in coremltools' definitions for every version named."""
+    problems = []
+    for op_type, fn in sorted(KERNELS.items()):
+        doc = (fn.__doc__ or "").strip()
+        match = PUBLISHED_SEMANTICS.match(doc)
+        if match is None:
+            problems.append(f"{op_type}: docstring does not start with iOS<version>.<module>.<op>: {doc!r}")
+            continue
+        if match["op"] != op_type:
+            problems.append(f"{op_type}: docstring names op {match['op']!r}")
+        for version in match["versions"].split("/"):
+            module_name = f"coremltools.converters.mil.mil.ops.defs.{version}.{match['module']}"
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                problems.append(f"{op_type}: no module {module_name}")
+                continue
+            if not inspect.isclass(getattr(module, op_type, None)):
+                problems.append(f"{op_type}: {module_name} defines no op {op_type!r}")
+    assert not problems, "\n".join(problems)
+
+
+CHECKERS = {"check_against_coremltools", "run_one_op", "coremltools_reference"}
+CHECKERS |= {"check_constant_op_against_coremltools"}
+
+
+def op_types_checked_here() -> set:
+    """Op types this module checks: literal first arguments of the checking helpers, and the values of
+    every ``op_type`` parameter of a parametrized test."""
+    module = sys.modules[__name__]
+    found = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) in CHECKERS
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.add(node.args[0].value)
+    for test in vars(module).values():
+        for mark in getattr(test, "pytestmark", []):
+            if mark.name != "parametrize":
+                continue
+            names = [n.strip() for n in mark.args[0].split(",")]
+            if "op_type" in names:
+                index = names.index("op_type")
+                found |= {value[index] if len(names) > 1 else value for value in mark.args[1]}
+    return found
+
+
+def test_every_kernel_is_checked_here():
+    unchecked = sorted(set(KERNELS) - op_types_checked_here())
+    assert not unchecked, f"kernels no test in this module checks: {unchecked}"

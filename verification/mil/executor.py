@@ -1,8 +1,9 @@
 """Run a MIL program (the body of a Core ML ML Program) on torch CPU tensors, on any platform.
 
 At construction the program is turned into a flat plan: constants are decoded once into torch tensors,
-ops whose inputs are all constant are evaluated once, and every remaining op becomes one step (kernel,
-fixed keyword arguments, input slots, output slots, slots to free). ``run`` then only walks the plan.
+ops whose inputs are all constant are evaluated once (unless ``fold_constants=False``), and every remaining
+op becomes one step (kernel, fixed keyword arguments, input slots, output slots, slots to free). ``run``
+then only walks the plan.
 
 Precision modes (see ``MODES``) decide how the program's fp16 values are stored and computed.
 """
@@ -95,10 +96,20 @@ class MILExecutor:
 
     ``program_or_path``: a MIL ``Program``, a coremltools ``MLModel`` or a path to an ``.mlpackage``.
     ``mode``: one of ``MODES``; by default "fp16_storage" when the program holds fp16 values, else "fp32".
+    ``fold_constants``: evaluate ops whose inputs are all constant once, at construction (default). With
+    False they run on every call like any other op, so ``run``'s ``observe`` sees them (the hazard finder
+    needs that: a folded op's fp16 loss would otherwise never be compared).
     Raises ``UnsupportedOpError`` at construction when an op has no kernel.
     """
 
-    def __init__(self, program_or_path, *, mode: str | None = None, function_name: str = "main"):
+    def __init__(
+        self,
+        program_or_path,
+        *,
+        mode: str | None = None,
+        function_name: str = "main",
+        fold_constants: bool = True,
+    ):
         self.program: Program = load_program(program_or_path)
         if function_name not in self.program.functions:
             raise ValueError(
@@ -112,6 +123,7 @@ class MILExecutor:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
         self.mode = mode
+        self.fold_constants = fold_constants
         self.inputs = {
             name: InputSpec(
                 name,
@@ -248,7 +260,7 @@ class MILExecutor:
         call = kernel
         if upcast and (data or tuples):
             call = _upcasting(kernel)
-        if all_constant:
+        if all_constant and self.fold_constants:
             self._fold(op, info, call, fixed, finishers)
             return
         out_slots = tuple(self._new_slot(var) for var in op.outputs)
@@ -351,18 +363,24 @@ class MILExecutor:
 
     # ------------------------------------------------------------------ running
 
-    def run(self, inputs: Mapping, observe: Callable | None = None) -> dict:
+    def run(
+        self, inputs: Mapping, observe: Callable | None = None, *, replacements: Mapping | None = None
+    ) -> dict:
         """Run the function on ``inputs`` (name -> numpy array) and return its outputs by name.
 
         ``observe(info: OpInfo, outputs: tuple[torch.Tensor, ...])`` is called after every op that runs
         (constant-folded ops are listed in ``folded_ops``); the tensors are the stored values (fp16-valued
         float32 tensors in the fp16-storage mode) and must not be modified.
+        ``replacements`` (variable name -> tensor, e.g. every op output of another run of the same program):
+        after an op runs and is observed, each of its outputs named there is replaced by that value, stored
+        as this mode stores the variable (rounded to fp16 where declared fp16). Every op then runs on those
+        values instead of this run's own: what each op alone does to them (the hazard finder's own loss).
         """
         with torch.inference_mode():
             env = list(self._initial_env)
             for index, tensor in enumerate(self._check_inputs(inputs)):
                 env[index] = tensor
-            self._walk(env, observe)
+            self._walk(env, observe, replacements)
             return {name: self._output_array(name, env[self._slot_of[name]]) for name in self.output_names}
 
     def run_all_intermediates(self, inputs: Mapping) -> dict:
@@ -376,7 +394,7 @@ class MILExecutor:
         self.run(inputs, observe=keep)
         return collected
 
-    def _walk(self, env: list, observe):
+    def _walk(self, env: list, observe, replacements=None):
         for call, fixed, data, attrs, tuples, out_slots, finishers, frees, info in self._steps:
             kwargs = dict(fixed)
             for name, slot in data:
@@ -401,12 +419,21 @@ class MILExecutor:
                     env[slot] = _finish(tensor, dtype, rounds)
             if observe is not None:
                 observe(info, tuple(env[slot] for slot in out_slots))
+            if replacements is not None:
+                for slot, name in zip(out_slots, info.output_names, strict=True):
+                    if name in replacements:
+                        env[slot] = self._to_storage(replacements[name], self._var_by_name[name])
             for slot in frees:
                 env[slot] = None
 
+    def stored(self, name: str, value) -> torch.Tensor:
+        """``value`` (a tensor or array) as this mode stores variable ``name``: rounded to fp16 where the
+        program declares fp16 (fp16-storage mode), a float16 tensor (native mode), as is in fp32 mode."""
+        return self._to_storage(value, self._var_by_name[name])
+
     @property
     def op_count(self) -> int:
-        """Number of ops that run per call (constants and folded ops excluded)."""
+        """Number of ops that run per call (constants and, when folding, folded ops excluded)."""
         return len(self._steps)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -258,7 +259,7 @@ def cos(x):
 
 @register("tanh")
 def tanh(x):
-    """iOS15.activation.tanh."""
+    """iOS15.elementwise_unary.tanh: hyperbolic tangent."""
     return torch.tanh(x)
 
 
@@ -593,7 +594,8 @@ def squeeze(x, axes=None):
 
 @register("flatten2d", attributes=("axis",), moves_data=True)
 def flatten2d(x, axis=1):
-    """iOS15.tensor_transformation.flatten2d: (prod(shape[:axis]), prod(shape[axis:]))."""
+    """iOS15.tensor_operation.flatten2d: (prod(shape[:axis]), prod(shape[axis:])); axis in [-rank, rank],
+    negative counts from the end."""
     axis = _axis(axis, x.dim())
     return x.reshape(math.prod(x.shape[:axis]), -1)
 
@@ -731,8 +733,16 @@ def shape(x):
 
 @register("range_1d", attributes=("start", "end", "step"))
 def range_1d(end, start, step):
-    """iOS15.tensor_operation.range_1d: numpy arange(start, end, step)."""
-    return torch.arange(start, end, step)
+    """iOS15.tensor_operation.range_1d: numpy arange(start, end, step). Float ranges: the length is
+    ceil((end - start) / step) computed in fp32, as coremltools' type inference declares the output shape
+    (in float64 it can differ: start 1e-12, end -1, step -1 gives 1 element, not 2); the values are
+    start + i * step, rounded once."""
+    if all(isinstance(v, int) for v in (start, end, step)):
+        return torch.arange(start, end, step, dtype=torch.int32)
+    start32, end32, step32 = np.float32(start), np.float32(end), np.float32(step)
+    length = max(0, int(np.ceil((end32 - start32) / step32)))
+    values = float(start32) + torch.arange(length, dtype=torch.float64) * float(step32)
+    return values.to(torch.float32)
 
 
 @register("cumsum", attributes=("axis", "exclusive", "reverse"))
@@ -835,11 +845,27 @@ def gather_along_axis(x, indices, axis=0, validate_indices=False):
 
 @register("gather_nd", attributes=("batch_dims", "validate_indices"), moves_data=True)
 def gather_nd(x, indices, batch_dims=0, validate_indices=False):
-    """iOS15.scatter_gather.gather_nd (tf.gather_nd, batch_dims 0): the last axis of ``indices`` indexes the
-    leading axes of ``x``."""
-    if batch_dims != 0:
-        raise NotImplementedError("gather_nd with batch_dims != 0 is not supported by this executor")
-    depth = indices.shape[-1]
-    idx = indices.long().reshape(-1, depth)
-    out = x[tuple(idx[:, i] for i in range(depth))]
-    return out.reshape(tuple(indices.shape[:-1]) + tuple(x.shape[depth:]))
+    """iOS15/iOS16/iOS17.scatter_gather.gather_nd (tf.gather_nd): output shape
+    K[:-1] + D[batch_dims + K[-1]:]; the last axis of ``indices`` indexes the axes of ``x`` that follow
+    the ``batch_dims`` shared leading batch axes (iOS16 adds ``batch_dims``); out-of-range indices raise,
+    naming the axis and its range."""
+    depth = int(indices.shape[-1])
+    batch_shape = tuple(x.shape[:batch_dims])
+    if tuple(indices.shape[:batch_dims]) != batch_shape:
+        raise ValueError(
+            f"gather_nd: expected indices with the leading batch shape {batch_shape} of x "
+            f"(batch_dims {batch_dims}), got indices of shape {tuple(indices.shape)}"
+        )
+    xs = x.reshape((-1,) + tuple(x.shape[batch_dims:]))
+    idx = indices.long().reshape(xs.shape[0], -1, depth)
+    for axis in range(depth):
+        size = xs.shape[1 + axis]
+        column = idx[..., axis]
+        if column.numel() and (column.min() < 0 or column.max() >= size):
+            raise IndexError(
+                f"gather_nd: index out of range [0, {size}) on axis {batch_dims + axis} of x: "
+                f"min {int(column.min())}, max {int(column.max())}"
+            )
+    batch = torch.arange(xs.shape[0])[:, None]
+    out = xs[(batch,) + tuple(idx[..., i] for i in range(depth))]
+    return out.reshape(tuple(indices.shape[:-1]) + tuple(x.shape[batch_dims + depth :]))
