@@ -1,13 +1,22 @@
 """Find fp16 hazards in a MIL program: where fp16 goes non-finite, which ops lose the most precision, and
 which constants fp16 cannot represent.
 
-The fp16 program is run twice on the same inputs by the reference executor: in "fp32" mode (every value
-kept in fp32: the reference) and in an fp16 mode ("fp16_storage" by default, or "fp16_native"), comparing
-every op's output. Constants are scanned in the fp16 program and, when given, in the fp32 program.
+The reference executor runs the fp16 program in "fp32" mode (every value kept in fp32: the reference) and
+in an fp16 mode ("fp16_storage" by default, or "fp16_native"):
+- the full fp16 run gives each op's drift (its output against the reference, every upstream loss
+  included) and the first op whose output goes NaN or Inf;
+- each op's own loss ranks the ops: every op is run on the same inputs in both modes, namely the
+  reference run's values as fp16 stores them, and its two outputs are compared. Only what the op adds
+  counts (its fp16 arithmetic in the native mode, the rounding of its own output); the rounding of a value
+  is charged to the op that produced it, not to its readers. Ranked by drift instead, every op after the
+  first real loss would inherit it and crowd the guilty op out of the top of the list.
+No op is constant-folded in these runs, so ops whose inputs are all constants are compared too.
+Constants are scanned in the fp16 program and, when given, in the fp32 program.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,9 +35,13 @@ SMALL_CONSTANT = 16  # constants up to this many elements are reported value by 
 
 @dataclass(frozen=True)
 class OpPrecision:
-    """One op's fp16 output against its fp32-mode output. ``input_psnr_db`` is the worst PSNR among its
-    computed float inputs (inf when all inputs are exact), so ``input_psnr_db - psnr_db`` is what the op
-    itself lost."""
+    """One op output in fp16 against the fp32 run.
+
+    ``own_psnr_db``: the op in fp16 against the op in fp32, both run on the fp32 run's values as fp16
+    stores them: the precision this op loses by itself (its fp16 arithmetic and output rounding).
+    ``psnr_db`` (drift): its output in the full fp16 run, every upstream loss included; ``input_psnr_db``
+    is the worst drift among its computed float inputs (inf when all its inputs are exact).
+    ``-inf`` marks a non-finite fp16 output where the fp32 run is finite."""
 
     position: int
     name: str
@@ -37,6 +50,8 @@ class OpPrecision:
     psnr_db: float
     max_abs_error: float
     input_psnr_db: float
+    own_psnr_db: float
+    own_max_abs_error: float
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ class ConstantWarning:
 class HazardReport:
     fp16_mode: str
     first_non_finite: NonFinite | None
-    ops_by_precision: list  # OpPrecision, worst PSNR first
+    ops_by_precision: list  # OpPrecision, lowest own PSNR first (most precision lost by the op itself)
     constant_warnings: list  # ConstantWarning
     output_psnr_db: dict = field(default_factory=dict)
 
@@ -94,11 +109,15 @@ class HazardReport:
                 f"  [{warning.kind}] {warning.program} const {warning.name!r}: {warning.detail}; "
                 f"used by {users}"
             )
-        lines.append(f"least precise ops (PSNR of the fp16 output vs the fp32 run, worst {top}):")
+        lines.append(
+            f"ops that lose the most precision themselves (worst {top}): own = the op in fp16 on the fp32 "
+            "run's inputs; drift = its output in the fp16 run, inputs = its inputs' drift (PSNR vs fp32 run)"
+        )
         for op in self.ops_by_precision[:top]:
             lines.append(
-                f"  #{op.position:<4} {op.op_type:<14} {op.name!r:<32} {op.psnr_db:7.1f} dB "
-                f"(inputs {op.input_psnr_db:6.1f} dB, max abs error {op.max_abs_error:.3g})"
+                f"  #{op.position:<4} {op.op_type:<14} {op.name!r:<32} own {op.own_psnr_db:7.1f} dB "
+                f"(max abs error {op.own_max_abs_error:.3g}); drift {op.psnr_db:7.1f} dB, "
+                f"inputs {op.input_psnr_db:6.1f} dB"
             )
         return "\n".join(lines)
 
@@ -159,7 +178,7 @@ def scan_constants(program, label: str) -> list:
     return warnings
 
 
-def _float_inputs(function) -> dict:
+def _op_inputs(function) -> dict:
     names = {}
     for op in function.operations:
         found = []
@@ -170,6 +189,38 @@ def _float_inputs(function) -> dict:
     return names
 
 
+class _StoredAs(Mapping):
+    """``values`` (name -> tensor) as ``executor`` stores each variable, converted on access."""
+
+    def __init__(self, executor: MILExecutor, values: dict):
+        self.executor, self.values = executor, values
+
+    def __getitem__(self, name):
+        return self.executor.stored(name, self.values[name])
+
+    def __contains__(self, name):
+        return name in self.values
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self):
+        return len(self.values)
+
+
+def _rank(own_psnr_db: float) -> float:
+    return np.inf if np.isnan(own_psnr_db) else own_psnr_db
+
+
+def _compare(reference: torch.Tensor, got: torch.Tensor) -> tuple[float, float]:
+    """(PSNR, max abs error) of ``got`` against a finite ``reference``; (-inf, inf) when ``got`` is not
+    finite."""
+    ref, got = reference.double(), got.double()
+    if not torch.isfinite(got).all():
+        return float("-inf"), float("inf")
+    return psnr(ref, got), float((ref - got).abs().max())
+
+
 def find_hazards(
     fp16_program, inputs: dict, *, fp32_program=None, fp16_mode: str = "fp16_storage"
 ) -> HazardReport:
@@ -177,27 +228,25 @@ def find_hazards(
 
     ``fp16_program`` / ``fp32_program``: a MIL Program, MLModel or .mlpackage path (the fp32 program is
     only scanned for constants)."""
-    reference_run = MILExecutor(fp16_program, mode="fp32")
-    fp16_run = MILExecutor(reference_run.program, mode=fp16_mode)
+    reference_run = MILExecutor(fp16_program, mode="fp32", fold_constants=False)
+    fp16_run = MILExecutor(reference_run.program, mode=fp16_mode, fold_constants=False)
     reference: dict = {}
 
     def keep(info, outputs):
         for name, tensor in zip(info.output_names, outputs, strict=True):
-            if tensor.is_floating_point():
-                reference[name] = tensor
+            reference[name] = tensor
 
     reference_outputs = reference_run.run(inputs, observe=keep)
-    op_inputs = _float_inputs(fp16_run.function)
-    var_psnr: dict = {}
-    precision: list[OpPrecision] = []
+    op_inputs = _op_inputs(fp16_run.function)
+    drift: dict = {}  # output name -> (OpInfo, PSNR, max abs error, worst input PSNR)
     first: list[NonFinite] = []
 
-    def compare(info, outputs):
+    def compare_drift(info, outputs):
         for name, tensor in zip(info.output_names, outputs, strict=True):
-            if name not in reference:
+            ref = reference[name]
+            if not tensor.is_floating_point():
                 continue
-            ref, got = reference[name].double(), tensor.double()
-            bad = ~torch.isfinite(got)
+            bad = ~torch.isfinite(tensor)
             if bad.any() and not first:
                 first.append(
                     NonFinite(
@@ -205,25 +254,58 @@ def find_hazards(
                         info.name,
                         info.op_type,
                         name,
-                        int(torch.isnan(got).sum()),
-                        int(torch.isinf(got).sum()),
-                        got.numel(),
+                        int(torch.isnan(tensor).sum()),
+                        int(torch.isinf(tensor).sum()),
+                        tensor.numel(),
                         bool(torch.isfinite(ref).all()),
                     )
                 )
-            if not torch.isfinite(ref).all() or got.numel() == 0:
+            if not torch.isfinite(ref).all() or tensor.numel() == 0:
                 continue
-            value = psnr(ref, got) if not bad.any() else float("-inf")
-            var_psnr[name] = value
-            error = float((ref - got).abs().max()) if not bad.any() else float("inf")
-            upstream = [var_psnr[n] for n in op_inputs.get(info.name, ()) if n in var_psnr]
+            upstream = [drift[n][1] for n in op_inputs.get(info.name, ()) if n in drift]
+            drift[name] = (info, *_compare(ref, tensor), min(upstream, default=np.inf))
+
+    fp16_outputs = fp16_run.run(inputs, observe=compare_drift)
+    # Own loss: every op in fp32 and in fp16 on the same inputs, the reference values as fp16 stores them.
+    exact_on_stored: dict = {}
+
+    def keep_exact(info, outputs):
+        for name, tensor in zip(info.output_names, outputs, strict=True):
+            if name in drift:
+                exact_on_stored[name] = tensor
+
+    stored_inputs = {
+        name: np.asarray(value).astype(np.float16) if fp16_run.inputs[name].dtype == "fp16" else value
+        for name, value in inputs.items()
+    }
+    reference_run.run(stored_inputs, observe=keep_exact, replacements=_StoredAs(fp16_run, reference))
+    precision: list[OpPrecision] = []
+
+    def compare_own(info, outputs):
+        for name, tensor in zip(info.output_names, outputs, strict=True):
+            if name not in drift:
+                continue
+            _, value, error, input_value = drift[name]
+            exact = exact_on_stored.pop(name)
+            own_value, own_error = (
+                _compare(exact, tensor) if torch.isfinite(exact).all() else (float("nan"), float("nan"))
+            )
             precision.append(
                 OpPrecision(
-                    info.position, info.name, info.op_type, name, value, error, min(upstream, default=np.inf)
+                    info.position,
+                    info.name,
+                    info.op_type,
+                    name,
+                    value,
+                    error,
+                    input_value,
+                    own_value,
+                    own_error,
                 )
             )
 
-    fp16_outputs = fp16_run.run(inputs, observe=compare)
+    fp16_run.run(inputs, observe=compare_own, replacements=reference)
+    reference.clear()
     warnings = scan_constants(
         reference_run.program, "fp16 program" if reference_run.is_fp16_program else "program"
     )
@@ -234,5 +316,5 @@ def find_hazards(
         ref = reference_outputs[name]
         if ref.dtype.kind == "f" and np.isfinite(ref).all():
             output_psnr[name] = psnr(ref, value) if np.isfinite(value).all() else float("-inf")
-    precision.sort(key=lambda item: (item.psnr_db, item.position))
+    precision.sort(key=lambda item: (_rank(item.own_psnr_db), item.position))
     return HazardReport(fp16_mode, first[0] if first else None, precision, warnings, output_psnr)
