@@ -1,8 +1,9 @@
 """What device this is, whether it is in spec for Neural Engine speed-up claims, and a fingerprint.
 
-In spec: Apple silicon with a Neural Engine of generation M1 or newer (Macs, iPad Pro/Air) or A14 or
-newer (iPhone). Python under Rosetta on an Apple-silicon Mac is still in spec: the chip and its
-Neural Engine are there, only the Python process is translated. Intel Macs, Linux and Windows are out
+In spec: Apple silicon with a Neural Engine of generation M1 or newer (Macs, iPad Pro, iPad Air) or A14
+or newer (iPhones, and iPads from the iPad Air 4th generation, iPad 10th generation and iPad mini 6th
+generation on). Python under Rosetta on an Apple-silicon Mac is still in spec: the chip and its Neural
+Engine are there, only the Python process is translated. Intel Macs, Linux and Windows are out
 of spec.
 
 Detection asks the OS through an injectable ``run(argv) -> str | None`` (stdout, or None when the
@@ -126,6 +127,41 @@ def iphone_chip(identifier: str) -> str | None:
     if major < 13:
         return f"A{major + 1}" if major >= 10 else None  # iPhone12,x is A13, iPhone11,x A12, iPhone10,x A11
     return _IPHONE_CHIPS.get(major)
+
+
+# iPad model identifiers of A14-or-newer and M1-or-newer iPads, from the public identifier tables
+# (github.com/KHwang9883/MobileModels brands/apple_all_en.md, checked against other device tables).
+# Unlike iPhones, an iPad major number mixes chips (iPad13,x holds A14 and M1 iPads), so each identifier
+# is listed. Older iPads map to their (out-of-spec) chip by major number in ``ipad_chip``.
+_IPAD_CHIPS = {
+    **dict.fromkeys(("iPad13,1", "iPad13,2"), "A14"),  # iPad Air (4th generation)
+    **{f"iPad13,{n}": "M1" for n in range(4, 12)},  # iPad Pro 11-inch (3rd gen), 12.9-inch (5th gen)
+    **dict.fromkeys(("iPad13,16", "iPad13,17"), "M1"),  # iPad Air (5th generation)
+    **dict.fromkeys(("iPad13,18", "iPad13,19"), "A14"),  # iPad (10th generation)
+    **dict.fromkeys(("iPad14,1", "iPad14,2"), "A15"),  # iPad mini (6th generation)
+    **{f"iPad14,{n}": "M2" for n in range(3, 7)},  # iPad Pro 11-inch (4th gen), 12.9-inch (6th gen)
+    **{f"iPad14,{n}": "M2" for n in range(8, 12)},  # iPad Air 11-inch and 13-inch (M2)
+    **{f"iPad15,{n}": "M3" for n in range(3, 7)},  # iPad Air 11-inch and 13-inch (M3)
+    **dict.fromkeys(("iPad15,7", "iPad15,8"), "A16"),  # iPad (A16)
+    **dict.fromkeys(("iPad16,1", "iPad16,2"), "A17 Pro"),  # iPad mini (A17 Pro)
+    **{f"iPad16,{n}": "M4" for n in range(3, 7)},  # iPad Pro 11-inch and 13-inch (M4)
+}
+# Older iPads by major number: iPad8,x is the iPad Pro with the A12X/A12Z (generation A12), iPad11,x the
+# A12 iPad mini 5, Air 3 and iPad 8, iPad12,x the A13 iPad 9; all older than A14 (out of spec).
+_OLDER_IPAD_CHIPS = {8: "A12", 11: "A12", 12: "A13"}
+
+
+def ipad_chip(identifier: str) -> str | None:
+    """Chip of an iPad model identifier such as "iPad13,4" (M1); None for identifiers not modeled."""
+    if identifier in _IPAD_CHIPS:
+        return _IPAD_CHIPS[identifier]
+    match = re.fullmatch(r"iPad(\d+),\d+", identifier)
+    return _OLDER_IPAD_CHIPS.get(int(match.group(1))) if match else None
+
+
+def ios_device_chip(identifier: str) -> str | None:
+    """Chip of an iPhone or iPad model identifier; None for identifiers not modeled."""
+    return ipad_chip(identifier) if identifier.startswith("iPad") else iphone_chip(identifier)
 
 
 @dataclass(frozen=True)
@@ -283,7 +319,7 @@ def _chip_from_system_profiler(run) -> str | None:
 
 
 def _detect_ios(info: PlatformInfo, coreml_runtime: bool | None) -> DeviceSpec:
-    chip_name = iphone_chip(info.machine)
+    chip_name = ios_device_chip(info.machine)
     generation = chip_generation(chip_name)
     coreml_reason = (
         "Core ML runtime available"
@@ -291,13 +327,17 @@ def _detect_ios(info: PlatformInfo, coreml_runtime: bool | None) -> DeviceSpec:
         else "no Core ML runtime for Python on iOS: coremltools predicts on macOS only"
     )
     if generation is None:
-        reason = f"{info.machine}: device not recognized (only iPhone identifiers are modeled)"
+        reason = (
+            f"{info.machine}: device not recognized (modeled: iPhone identifiers, and iPad identifiers of "
+            "A14-or-newer and M1-or-newer iPads and of A12/A13 iPads)"
+        )
         in_spec = False
     else:
         in_spec = generation.in_spec
-        reason = f"{generation.name}: " + ("A14 or newer" if in_spec else "older than A14")
+        rule = "M1 or newer" if generation.family == "M" else "A14 or newer"
+        reason = f"{generation.name}: " + (rule if in_spec else "older than A14")
     return DeviceSpec(
-        "iOS",
+        info.system,
         info.ios_version or info.release,
         "",
         info.machine,
@@ -305,12 +345,19 @@ def _detect_ios(info: PlatformInfo, coreml_runtime: bool | None) -> DeviceSpec:
         rosetta=False,
         chip=chip_name,
         generation=generation,
-        has_neural_engine=generation is not None and generation.generation >= 11,
+        # Every M chip has a Neural Engine; A chips from the A11.
+        has_neural_engine=generation is not None
+        and (generation.family == "M" or generation.generation >= 11),
         in_spec=in_spec,
         reason=reason,
         coreml_runtime=bool(coreml_runtime),
         coreml_reason=coreml_reason,
     )
+
+
+# coremltools refuses ComputeUnit.CPU_AND_NE below macOS 13 (ValueError from MLModel; the timing loads the
+# optimized model on CPU_AND_NE for both ANE ratios).
+CPU_AND_NE_MIN_MACOS = (13, 0)
 
 
 def measurement_gate(device: DeviceSpec) -> str | None:
@@ -320,6 +367,11 @@ def measurement_gate(device: DeviceSpec) -> str | None:
         reasons.append(f"out-of-spec device: {device.reason}")
     if not device.coreml_runtime:
         reasons.append(device.coreml_reason)
+    if device.os_name == "macOS" and device.os_version_tuple() < CPU_AND_NE_MIN_MACOS:
+        reasons.append(
+            f"timing on ComputeUnit.CPU_AND_NE needs macOS 13 or newer (coremltools refuses it below), "
+            f"this is macOS {device.os_version or 'of unknown version'}"
+        )
     return "; ".join(reasons) or None
 
 
@@ -327,19 +379,23 @@ COMPUTE_PLAN_MIN_MACOS = (14, 4)
 
 
 def compute_plan_gate(device: DeviceSpec) -> str | None:
-    """None if Core ML's compute plan can be read on ``device`` (macOS 14.4+ with Core ML), else why not."""
+    """None if Core ML's compute plan can be read and judged for ANE placement on ``device`` (macOS 14.4+
+    with Core ML, on a chip with a Neural Engine), else every reason why not."""
     if device.os_name != "macOS":
         return (
             f"not available here: compute plans need macOS 14.4 or newer with Core ML (this is "
             f"{device.os_name} {device.os_version} {device.machine})"
         )
+    reasons = []
+    if not device.has_neural_engine:
+        # Core ML would still plan the ops (on CPU and GPU), but there is no placement on an ANE to judge.
+        reasons.append(f"no Neural Engine to place ops on ({device.reason})")
     if not device.coreml_runtime:
-        return f"not available here: {device.coreml_reason}"
+        reasons.append(device.coreml_reason)
     if device.os_version_tuple() < COMPUTE_PLAN_MIN_MACOS:
-        return (
-            f"not available here: compute plans need macOS 14.4 or newer, this is macOS {device.os_version}"
-        )
-    return None
+        version = device.os_version or "of unknown version"
+        reasons.append(f"compute plans need macOS 14.4 or newer, this is macOS {version}")
+    return "not available here: " + "; ".join(reasons) if reasons else None
 
 
 def _version(package: str) -> str | None:

@@ -55,6 +55,17 @@ DEVICES = {
             PROFILER: M2_PROFILER_REPORT,
         },
     ),
+    # Intel Mac Pro (2019) on macOS 14.5: new enough for compute plans, but no Neural Engine. Composed from
+    # the documented answers (14.5 is build 23F79; hw.optional.arm64 fails on Intel as above).
+    "intel_mac_sonoma": (
+        PlatformInfo("Darwin", "23.5.0", "x86_64", "14.5"),
+        {
+            SW_VERS_VERSION: "14.5",
+            SW_VERS_BUILD: "23F79",
+            TRANSLATED: "0",
+            BRAND: "Intel(R) Xeon(R) W-3245 CPU @ 3.20GHz",
+        },
+    ),
     "macos_14_3_m2_max": (
         PlatformInfo("Darwin", "23.3.0", "arm64", "14.3"),
         {SW_VERS_VERSION: "14.3", SW_VERS_BUILD: "23D56", ARM64: "1", TRANSLATED: "0", BRAND: "Apple M2 Max"},

@@ -16,6 +16,7 @@ from verification.device import (
     compute_plan_gate,
     detect,
     fingerprint,
+    ipad_chip,
     iphone_chip,
     is_in_spec,
     measurement_gate,
@@ -27,6 +28,7 @@ EXPECTED = {
     "m1": (True, "M1", True, False, "14.5", ["M1", "M1 or newer"]),
     "m3_pro": (True, "M3 Pro", True, False, "15.1", ["M3 Pro"]),
     "intel_mac": (False, None, False, False, "13.6.1", ["Intel Mac", "i9-9880H", "no Neural Engine"]),
+    "intel_mac_sonoma": (False, None, False, False, "14.5", ["Intel Mac", "Xeon", "no Neural Engine"]),
     "rosetta_m2": (True, "M2", True, True, "12.6", ["M2", "Rosetta", "still in spec"]),
 }
 
@@ -103,9 +105,42 @@ def test_iphone_identifiers(identifier, chip, in_spec):
     assert "no Core ML runtime" in measurement_gate(device)
 
 
-def test_unmodeled_ios_devices_are_out_of_spec_with_a_reason():
-    device = detect(run=None, platform_info=PlatformInfo("iOS", "17.0", "iPad13,4"))
-    assert not device.in_spec and "not recognized" in device.reason
+@pytest.mark.parametrize(
+    ("identifier", "chip", "in_spec"),
+    [
+        ("iPad13,1", "A14", True),  # iPad Air (4th generation)
+        ("iPad13,4", "M1", True),  # iPad Pro 11-inch (3rd generation)
+        ("iPad13,11", "M1", True),  # iPad Pro 12.9-inch (5th generation)
+        ("iPad13,16", "M1", True),  # iPad Air (5th generation)
+        ("iPad13,19", "A14", True),  # iPad (10th generation)
+        ("iPad14,1", "A15", True),  # iPad mini (6th generation)
+        ("iPad14,5", "M2", True),  # iPad Pro 12.9-inch (6th generation)
+        ("iPad14,10", "M2", True),  # iPad Air 13-inch (M2)
+        ("iPad15,3", "M3", True),  # iPad Air 11-inch (M3)
+        ("iPad15,7", "A16", True),  # iPad (A16)
+        ("iPad16,1", "A17 Pro", True),  # iPad mini (A17 Pro)
+        ("iPad16,5", "M4", True),  # iPad Pro 13-inch (M4)
+        ("iPad12,1", "A13", False),  # iPad (9th generation)
+        ("iPad11,6", "A12", False),  # iPad (8th generation)
+        ("iPad8,11", "A12", False),  # iPad Pro 12.9-inch (4th generation), A12Z
+    ],
+)
+def test_ipad_identifiers(identifier, chip, in_spec):
+    assert ipad_chip(identifier) == chip
+    device = detect(run=None, platform_info=PlatformInfo("iPadOS", "17.0", identifier, ios_version="17.0"))
+    assert device.in_spec is in_spec and device.chip == chip, device.reason
+    assert device.os_name == "iPadOS" and device.has_neural_engine  # every A12-or-newer and M chip has one
+    assert (
+        "M1 or newer" if chip.startswith("M") else "A14" if in_spec else "older than A14"
+    ) in device.reason
+    assert "no Core ML runtime" in measurement_gate(device)
+
+
+@pytest.mark.parametrize("identifier", ["iPad17,1", "iPad13,3", "iPod9,1", "iPad"])
+def test_unmodeled_ios_devices_are_out_of_spec_with_a_reason(identifier):
+    device = detect(run=None, platform_info=PlatformInfo("iOS", "17.0", identifier))
+    assert not device.in_spec and "not recognized" in device.reason and identifier in device.reason
+    assert device.generation is None and not device.has_neural_engine
 
 
 @pytest.mark.parametrize(
@@ -176,6 +211,30 @@ def test_compute_plan_needs_macos_14_4_and_core_ml():
     run, info = recorded("macos_14_3_m2_max")
     reason = compute_plan_gate(detect(run=run, platform_info=info, coreml_runtime=True))
     assert "14.4" in reason and "14.3" in reason, reason
+
+
+def test_timing_on_cpu_and_ne_needs_macos_13():
+    """coremltools refuses ComputeUnit.CPU_AND_NE below macOS 13: an in-spec M2 on macOS 12.6 cannot time."""
+    run, info = recorded("rosetta_m2")
+    device = detect(run=run, platform_info=info, coreml_runtime=True)
+    assert device.in_spec  # the chip is in spec; only the OS is too old
+    reason = measurement_gate(device)
+    assert reason is not None and "macOS 13" in reason and "12.6" in reason, reason
+    assert "out-of-spec" not in reason
+    run, info = recorded("m1")
+    assert measurement_gate(detect(run=run, platform_info=info, coreml_runtime=True)) is None
+
+
+def test_compute_plan_gate_needs_a_neural_engine():
+    """An Intel Mac on macOS 14.4+ with Core ML can read a compute plan, but has no ANE to place ops on."""
+    run, info = recorded("intel_mac_sonoma")
+    device = detect(run=run, platform_info=info, coreml_runtime=True)
+    assert device.os_version_tuple() >= (14, 4) and device.coreml_runtime and not device.has_neural_engine
+    reason = compute_plan_gate(device)
+    assert reason is not None and reason.startswith("not available here"), reason
+    assert "no Neural Engine" in reason and "Xeon" in reason and "14.4" not in reason
+    no_runtime = compute_plan_gate(detect(run=run, platform_info=info, coreml_runtime=False))
+    assert "no Neural Engine" in no_runtime and "libcoremlpython" in no_runtime  # every reason is given
 
 
 def test_fingerprint_names_chip_os_build_and_versions():
