@@ -13,15 +13,25 @@ name                           metric                                           
 speedup_vs_baseline            median latency baseline / optimized, same compute units          >= thr
 ane_speedup_vs_cpu_only        median latency optimized CPU_ONLY / optimized CPU_AND_NE         >= thr
 ane_speedup_vs_cpu_and_gpu     median latency optimized CPU_AND_GPU / optimized CPU_AND_NE      >= thr
-ane_op_share                   share of non-const ops whose preferred device is the ANE         >= thr
-ane_cost_share                 share of the compute plan's estimated cost on the ANE            >= thr
+ane_op_share                   share of non-const ops, embedding lookups (gathers) excepted,    >= thr
+                               whose preferred device is the ANE
+ane_cost_share                 share of the compute plan's estimated cost on the ANE,           >= thr
+                               embedding lookups excepted
 ane_fallback_ops               ops off the ANE other than the allowed ones (embedding lookup)   <= thr
-readiness_layer_norms_fused    fused layer_norm ops / all layer norms (static)                  >= thr
+readiness_layer_norms_fused    fused layer_norm ops / all layer norms (static; not measured     >= thr
+                               when no layer norm is found)
 readiness_copies_per_layer     transposes + reshapes inside the encoder layers / layer (static) <= thr
 readiness_copies_outside_layers  transposes + reshapes outside the encoder layers (static)      <= thr
 readiness_dims_within_limits   tensors over the known ANE dimension limits (static)             <= thr
 readiness_off_ane_ops          ops that typically run off the ANE (gather, int32) (static)      <= thr
 =============================  ===============================================================  =========
+
+A measured check may carry a ``reason`` too: a caveat on the figure (for example a median that did not
+stabilise within the timing budget). ``describe`` prints it.
+
+Warning categories: ``speedup_checks`` and ``measure_placement`` warn with ``SpeedupNotMeasured`` and
+``PlacementNotMeasured`` (both ``NotMeasuredWarning``) for every check they could not measure, so a
+caller that ignores the report still hears about it; ``enforce`` warns again with the category it is given.
 """
 
 from __future__ import annotations
@@ -33,6 +43,16 @@ from dataclasses import asdict, dataclass
 
 class NotMeasuredWarning(UserWarning):
     """A check was skipped because it could not be measured here (the message says what and why)."""
+
+
+class SpeedupNotMeasured(NotMeasuredWarning):
+    """A speed-up check was not measured here (out-of-spec chip, no Core ML runtime, macOS older than 13,
+    or no baseline package)."""
+
+
+class PlacementNotMeasured(NotMeasuredWarning):
+    """An ANE placement check was not measured here (no compute plan: not macOS 14.4+ with Core ML and a
+    Neural Engine, or no compiled model to read it from)."""
 
 
 class CheckFailed(AssertionError):
@@ -58,7 +78,8 @@ class Check:
             return f"{self.name}: {verdict}: {self.reason}"
         verdict = "passed" if self.passed else "FAILED"
         figures = f"{_number(self.value)} (threshold {_number(self.threshold)})"
-        return f"{self.name}: {verdict}: {self.metric} = {figures}"
+        caveat = f" ({self.reason})" if self.reason else ""
+        return f"{self.name}: {verdict}: {self.metric} = {figures}{caveat}"
 
 
 def _number(value) -> str:
@@ -84,6 +105,13 @@ def not_measured(name: str, metric: str, threshold: float, reason: str, *, stric
     return Check(
         name, metric, None, threshold, passed=False if strict else None, measured=False, reason=reason
     )
+
+
+def warn_not_measured(checks, category: type[Warning] = NotMeasuredWarning, *, stacklevel: int = 3) -> None:
+    """Warn (``category``) once for each check of ``checks`` that was not measured, with its reason."""
+    for check in checks:
+        if not check.measured:
+            warnings.warn(check.describe(), category, stacklevel=stacklevel)
 
 
 def enforce(checks, *, category: type[Warning] = NotMeasuredWarning) -> list[Check]:

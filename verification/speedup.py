@@ -12,30 +12,40 @@ Two ratios of medians (``speedup_checks``):
 - ``ane_speedup_vs_cpu_only`` and ``ane_speedup_vs_cpu_and_gpu``: the optimized model on CPU_ONLY or
   CPU_AND_GPU over the same model on CPU_AND_NE.
 
-Gating: on an in-spec device with a Core ML runtime, a ratio below its threshold fails; elsewhere each
-check is "not measured" with the reason, and ``checks.enforce`` warns with ``SpeedupNotMeasured``.
-``strict=True`` (or ``ANE_VERIFY_STRICT=1``) makes "not measured" a failure, for release pipelines
-that must run on a Mac. Load time (``MLModel(path, compute_units=...)``, which compiles the package)
-is recorded per compute-unit setting as a one-time cost.
+Gating: on an in-spec device with a Core ML runtime (macOS 13 or newer, for ``CPU_AND_NE``), a ratio
+below its threshold fails; elsewhere each check is "not measured" with the reason, and
+``speedup_checks`` itself warns with ``SpeedupNotMeasured`` for each. Without a baseline package (the
+baseline did not convert) ``speedup_vs_baseline`` is not measured, with that reason, and the ANE ratios
+are still measured. ``strict=True`` (or ``ANE_VERIFY_STRICT=1``) makes "not measured" a failure, for
+release pipelines that must run on a Mac. A ratio whose medians did not stabilise within the timing
+budget is still judged, and its check says so in ``reason``.
+
+Compile once, load per compute-unit setting: each package is compiled once
+(``coremltools.models.utils.compile_model``, into a temporary directory removed afterwards) and the
+``.mlmodelc`` is loaded with ``coremltools.models.CompiledMLModel(path, compute_units=...)`` per setting
+(``MLModel(package, compute_units=...)`` would recompile the package at every load). Compile time
+(``compile_seconds``, shared by the settings) and load time (``load_seconds``) are recorded apart.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from verification import thresholds
-from verification.checks import Check, NotMeasuredWarning, at_least, not_measured
+from verification.checks import Check, SpeedupNotMeasured, at_least, not_measured, warn_not_measured
 from verification.device import DeviceSpec, NotAvailableHere, detect, fingerprint, measurement_gate
 
 STRICT_ENV = "ANE_VERIFY_STRICT"
-
-
-class SpeedupNotMeasured(NotMeasuredWarning):
-    """A speed-up assertion was skipped: not measured here (out-of-spec chip or no Core ML runtime)."""
+COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")  # coremltools.ComputeUnit names
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,10 @@ class TimingStats:
     warmup: int
     rel_ci: float  # half-width of the median's 95% CI over the median
     stable: bool  # rel_ci reached the target before the budget or max_runs
-    load_seconds: float | None = None  # loading and compiling the model, a one-time cost
+    load_seconds: float | None = None  # loading the compiled model on these compute units, one-time cost
     compute_units: str | None = None
+    compile_seconds: float | None = None  # compiling the package, once for every compute-unit setting
+    target_rel_ci: float | None = None  # the rel_ci that counts as stable
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,14 +122,70 @@ def time_calls(
             if rel_ci <= target_rel_ci or after - started >= time_budget_s:
                 break
     return TimingStats(
-        median(samples), p90(samples), len(samples), warmup, rel_ci, stable=rel_ci <= target_rel_ci
+        median(samples),
+        p90(samples),
+        len(samples),
+        warmup,
+        rel_ci,
+        stable=rel_ci <= target_rel_ci,
+        target_rel_ci=target_rel_ci,
     )
 
 
-def _load_coreml(path: str, compute_units: str):
+def compile_package(package_path, destination) -> str:
+    """Compile the ``.mlpackage`` (or ``.mlmodel``) at ``package_path`` to ``destination`` (an ``.mlmodelc``).
+
+    ``coremltools.models.utils.compile_model`` and ``coremltools.models.CompiledMLModel`` arrived in
+    coremltools 7.0 (apple/coremltools#1934, 2023; ``destination_path`` with #2059, November 2023), so the
+    legacy cell (8.3) and the default (9.0) both have them: no fallback to ``MLModel`` is needed. macOS
+    only (coremltools raises elsewhere).
+    """
+    from coremltools.models.utils import compile_model
+
+    return compile_model(str(package_path), destination_path=str(destination))
+
+
+@dataclass(frozen=True)
+class CompiledPackage:
+    source: str
+    path: str  # the .mlmodelc
+    seconds: float | None  # compile time; None when ``source`` was already compiled
+
+
+def _is_compiled(path) -> bool:
+    return str(path).rstrip("/").endswith(".mlmodelc")
+
+
+@contextmanager
+def compiled(
+    path, *, compiler=compile_package, clock: Callable[[], float] = time.perf_counter
+) -> Iterator[CompiledPackage]:
+    """The compiled form of ``path``: compiled once into a temporary directory, removed on exit.
+
+    A ``.mlmodelc`` is used as it is. ``compiler(path, destination) -> compiled path`` is injectable.
+    """
+    if _is_compiled(path):
+        yield CompiledPackage(str(path), str(path), None)
+        return
+    folder = tempfile.mkdtemp(prefix="ane-verify-compiled-")
+    try:
+        destination = Path(folder) / (Path(str(path).rstrip("/")).stem + ".mlmodelc")
+        started = clock()
+        compiled_path = compiler(path, destination)
+        yield CompiledPackage(str(path), str(compiled_path), clock() - started)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _load_compiled(compiled_path: str, compute_units: str):
     import coremltools as ct
 
-    return ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
+    return ct.models.CompiledMLModel(str(compiled_path), compute_units=getattr(ct.ComputeUnit, compute_units))
+
+
+def _check_compute_units(compute_units) -> None:
+    if compute_units not in COMPUTE_UNITS:
+        raise ValueError(f"compute_units: expected one of {list(COMPUTE_UNITS)}, got {compute_units!r}")
 
 
 def measure(
@@ -125,17 +193,21 @@ def measure(
     inputs: Mapping,
     compute_units: str = "ALL",
     *,
-    loader=_load_coreml,
+    loader=_load_compiled,
+    compiler=compile_package,
     clock: Callable[[], float] = time.perf_counter,
     **timing,
 ) -> TimingStats:
-    """Load (compile) the ``.mlpackage`` at ``path`` on ``compute_units`` once, then time ``predict``.
+    """Time ``predict`` of the model at ``path`` on ``compute_units``, after loading it once.
 
+    ``path`` is an ``.mlpackage`` (compiled here, once, into a temporary directory) or an ``.mlmodelc``.
     ``compute_units`` is a ``coremltools.ComputeUnit`` name: ALL, CPU_ONLY, CPU_AND_GPU, CPU_AND_NE.
-    ``loader(path, compute_units)`` returns an object with ``predict(inputs)`` (injectable for tests).
-    Raises ``NotAvailableHere`` where the default loader has no Core ML runtime.
+    ``loader(compiled_path, compute_units)`` returns an object with ``predict(inputs)`` and
+    ``compiler(path, destination)`` compiles (both injectable for tests). Raises ``NotAvailableHere``
+    where the default loader or compiler has no Core ML runtime.
     """
-    if loader is _load_coreml:
+    _check_compute_units(compute_units)
+    if loader is _load_compiled or (compiler is compile_package and not _is_compiled(path)):
         from verification.coreml.predict import coreml_runtime_available
 
         if not coreml_runtime_available():
@@ -143,11 +215,16 @@ def measure(
                 f"not available here: timing Core ML predictions of {path} needs macOS "
                 "with a Core ML runtime (coremltools only converts on this platform)"
             )
-    started = clock()
-    model = loader(path, compute_units)
-    load_seconds = clock() - started
-    stats = time_calls(lambda: model.predict(inputs), clock=clock, **timing)
-    return TimingStats(**{**stats.to_dict(), "load_seconds": load_seconds, "compute_units": compute_units})
+    with compiled(path, compiler=compiler, clock=clock) as package:
+        started = clock()
+        model = loader(package.path, compute_units)
+        load_seconds = clock() - started
+        call = functools.partial(model.predict, inputs)
+        stats = time_calls(call, clock=clock, **timing)
+        del call, model  # release the loaded model before its compiled directory is removed
+    return replace(
+        stats, load_seconds=load_seconds, compute_units=compute_units, compile_seconds=package.seconds
+    )
 
 
 METRICS = {
@@ -168,6 +245,7 @@ class SpeedupReport:
     device: dict
     timings: dict[str, TimingStats] = field(default_factory=dict)  # "optimized/CPU_AND_NE", ...
     checks: list[Check] = field(default_factory=list)
+    compile_seconds: dict[str, float | None] = field(default_factory=dict)  # "optimized", "baseline"
 
     def to_dict(self) -> dict:
         return {
@@ -175,8 +253,23 @@ class SpeedupReport:
             "batch_size": self.batch_size,
             "device": self.device,
             "timings": {k: v.to_dict() for k, v in self.timings.items()},
+            "compile_seconds": dict(self.compile_seconds),
             "checks": [c.to_dict() for c in self.checks],
         }
+
+
+def _instability(stats: dict[str, TimingStats]) -> str | None:
+    """A caveat naming each timing whose median did not stabilise within the budget, else None."""
+    unstable = [
+        f"{label} (n={t.runs}, 95% CI of the median +-{100 * t.rel_ci:.1f}%"
+        + (f" > target +-{100 * t.target_rel_ci:.1f}%)" if t.target_rel_ci is not None else ")")
+        for label, t in stats.items()
+        if not t.stable
+    ]
+    if not unstable:
+        return None
+    listed = ", ".join(unstable)
+    return f"median not stable within the timing budget: {listed}; the ratio is less certain"
 
 
 def speedup_checks(
@@ -188,43 +281,81 @@ def speedup_checks(
     batch_size: int,
     baseline_inputs: Mapping | None = None,
     baseline_compute_units: str = "ALL",
+    baseline_unavailable: str | None = None,
     device: DeviceSpec | None = None,
     strict: bool | None = None,
     measure=measure,
+    compiler=compile_package,
     **timing,
 ) -> SpeedupReport:
-    """Measure both ratios where the device allows it; else record each check as not measured, why.
+    """Measure the ratios where the device allows it; else record each check as not measured, and why.
 
-    ``measure(path, inputs, compute_units, **timing)`` returns ``TimingStats`` (injectable for tests).
-    Thresholds come from ``thresholds.speedup_threshold(name, seq_len, batch_size)``.
+    ``baseline_path`` may be None (the baseline did not convert): ``speedup_vs_baseline`` is then not
+    measured with ``baseline_unavailable`` as the reason, and the ANE ratios are measured as usual.
+    Each package is compiled once (``compiler(path, destination)``), then
+    ``measure(compiled_path, inputs, compute_units, **timing)`` returns ``TimingStats`` per setting (both
+    injectable for tests). Thresholds: ``thresholds.speedup_threshold(name, seq_len, batch_size)``.
+    Warns ``SpeedupNotMeasured`` for each check not measured.
     """
+    _check_compute_units(baseline_compute_units)
     device = device or detect()
     strict = strict_from_env() if strict is None else strict
     report = SpeedupReport(seq_len, batch_size, fingerprint(device))
     limits = {name: thresholds.speedup_threshold(name, seq_len, batch_size) for name in METRICS}
+
+    def skipped(name: str, why: str) -> Check:
+        what = f"{name} at sequence {seq_len}, batch {batch_size} not measured"
+        return not_measured(name, METRICS[name], limits[name], f"{what}: {why}", strict=strict)
+
+    no_baseline = baseline_unavailable or "no baseline package was given"
     blocked = measurement_gate(device)
     if blocked is not None:
-        for name, metric in METRICS.items():
-            what = f"{name} at sequence {seq_len}, batch {batch_size} not measured"
-            report.checks.append(
-                not_measured(name, metric, limits[name], f"{what}: {blocked}", strict=strict)
-            )
+        report.checks = [
+            skipped(name, f"{blocked}; {no_baseline}")
+            if name == "speedup_vs_baseline" and baseline_path is None
+            else skipped(name, blocked)
+            for name in METRICS
+        ]
+        warn_not_measured(report.checks, SpeedupNotMeasured)
         return report
-    units = (baseline_compute_units, "CPU_AND_NE", "CPU_ONLY", "CPU_AND_GPU")
-    for unit in dict.fromkeys(units):
-        report.timings[f"optimized/{unit}"] = measure(optimized_path, inputs, unit, **timing)
-    report.timings[f"baseline/{baseline_compute_units}"] = measure(
-        baseline_path,
-        baseline_inputs if baseline_inputs is not None else inputs,
-        baseline_compute_units,
-        **timing,
-    )
-    t = {key: stats.median_ms for key, stats in report.timings.items()}
-    ratios = {
-        "speedup_vs_baseline": t[f"baseline/{baseline_compute_units}"]
-        / t[f"optimized/{baseline_compute_units}"],
-        "ane_speedup_vs_cpu_only": t["optimized/CPU_ONLY"] / t["optimized/CPU_AND_NE"],
-        "ane_speedup_vs_cpu_and_gpu": t["optimized/CPU_AND_GPU"] / t["optimized/CPU_AND_NE"],
+    units: tuple[str, ...] = ("CPU_AND_NE", "CPU_ONLY", "CPU_AND_GPU")
+    if baseline_path is not None:
+        units = (baseline_compute_units, *units)
+    with ExitStack() as stack:
+        optimized = stack.enter_context(compiled(optimized_path, compiler=compiler))
+        report.compile_seconds["optimized"] = optimized.seconds
+        for unit in dict.fromkeys(units):
+            stats = measure(optimized.path, inputs, unit, **timing)
+            report.timings[f"optimized/{unit}"] = replace(stats, compile_seconds=optimized.seconds)
+        if baseline_path is not None:
+            baseline = stack.enter_context(compiled(baseline_path, compiler=compiler))
+            report.compile_seconds["baseline"] = baseline.seconds
+            stats = measure(
+                baseline.path,
+                baseline_inputs if baseline_inputs is not None else inputs,
+                baseline_compute_units,
+                **timing,
+            )
+            report.timings[f"baseline/{baseline_compute_units}"] = replace(
+                stats, compile_seconds=baseline.seconds
+            )
+    t = report.timings
+    operands = {
+        "ane_speedup_vs_cpu_only": ("optimized/CPU_ONLY", "optimized/CPU_AND_NE"),
+        "ane_speedup_vs_cpu_and_gpu": ("optimized/CPU_AND_GPU", "optimized/CPU_AND_NE"),
     }
-    report.checks = [at_least(name, METRICS[name], ratios[name], limits[name]) for name in METRICS]
+    if baseline_path is not None:
+        operands["speedup_vs_baseline"] = (
+            f"baseline/{baseline_compute_units}",
+            f"optimized/{baseline_compute_units}",
+        )
+    for name in METRICS:
+        if name not in operands:
+            report.checks.append(skipped(name, no_baseline))
+            continue
+        slower, faster = operands[name]
+        check = at_least(name, METRICS[name], t[slower].median_ms / t[faster].median_ms, limits[name])
+        caveat = _instability({slower: t[slower], faster: t[faster]})
+        report.checks.append(replace(check, reason=caveat) if caveat else check)
+    warn_not_measured(report.checks, SpeedupNotMeasured)
     return report
