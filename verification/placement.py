@@ -3,29 +3,37 @@
 ``summarize`` is pure: it takes per-op ``OpPlacement`` records (op type, preferred device, supported
 devices, estimated cost) and reports the share of ops and of estimated cost whose preferred device is
 the Neural Engine, and the ops that fall back. ``const`` ops are not counted (they are weights, not
-work). ``placement_checks`` gates the summary: by default only the embedding lookup (gather ops) may
-leave the Neural Engine (thresholds in ``verification.thresholds``).
+work). The gated shares leave out the allowed fallbacks (the embedding lookup: gather ops), so that
+"only the embedding lookup may leave the Neural Engine" holds for a 50-op model as for a 600-op one;
+the shares over all ops (the published 602 of 606) are reported beside them. ``placement_checks``
+gates the summary (thresholds in ``verification.thresholds``).
 
 ``compute_plan_records`` and ``measure_placement`` are the macOS glue around coremltools'
-``MLComputePlan``; elsewhere ``measure_placement`` returns a "not available here" report and
-``compute_plan_records`` raises ``NotAvailableHere`` with the reason.
+``MLComputePlan``; elsewhere ``measure_placement`` returns a "not available here" report (and warns
+``PlacementNotMeasured``) and ``compute_plan_records`` raises ``NotAvailableHere`` with the reason.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 
 from verification import thresholds
-from verification.checks import Check, NotMeasuredWarning, at_least, at_most, not_measured
+from verification.checks import (
+    Check,
+    PlacementNotMeasured,
+    at_least,
+    at_most,
+    not_measured,
+    warn_not_measured,
+)
 from verification.device import DeviceSpec, NotAvailableHere, compute_plan_gate, detect, fingerprint
+from verification.speedup import COMPUTE_UNITS
 
 NEURAL_ENGINE, CPU, GPU = "neural_engine", "cpu", "gpu"
-
-
-class PlacementNotMeasured(NotMeasuredWarning):
-    """An ANE placement check was skipped: no compute plan here (not macOS 14.4+ with Core ML)."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,13 @@ class OpPlacement:
 class PlacementSummary:
     ops: int
     ops_by_device: dict[str, int]
-    ane_op_share: float
-    ane_cost_share: float | None  # None when no op had a cost estimate
+    ane_op_share: float | None  # over ops other than the allowed fallbacks; None if there are none
+    ane_cost_share: float | None  # likewise, over their estimated cost; None when nothing was costed
     fallbacks: list[OpPlacement]  # non-const ops not preferring the ANE
     disallowed_fallbacks: list[OpPlacement]  # fallbacks that are not of an allowed op type
+    allowed_fallback_op_types: tuple[str, ...] = ()
+    ane_op_share_all_ops: float = 0.0  # over every non-const op (the published 602 / 606)
+    ane_cost_share_all_ops: float | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -52,30 +63,43 @@ class PlacementSummary:
         return data
 
 
+def _ane_cost_share(ops) -> float | None:
+    costed = [r for r in ops if r.cost is not None]
+    total = sum(r.cost for r in costed)
+    on_ane = sum(r.cost for r in costed if r.preferred_device == NEURAL_ENGINE)
+    return on_ane / total if total > 0 else None
+
+
 def summarize(
     records, *, allowed_fallback_op_types=thresholds.ANE_ALLOWED_FALLBACK_OP_TYPES
 ) -> PlacementSummary:
+    allowed = tuple(allowed_fallback_op_types)
     ops = [r for r in records if r.op_type != "const"]
     if not ops:
         raise ValueError("summarize: no non-const ops in the compute plan records")
-    on_ane = [r for r in ops if r.preferred_device == NEURAL_ENGINE]
-    costed = [r for r in ops if r.cost is not None]
-    total_cost = sum(r.cost for r in costed)
-    ane_cost = sum(r.cost for r in costed if r.preferred_device == NEURAL_ENGINE)
+    gated = [r for r in ops if r.op_type not in allowed]
     fallbacks = [r for r in ops if r.preferred_device != NEURAL_ENGINE]
     return PlacementSummary(
         ops=len(ops),
         ops_by_device=dict(Counter(r.preferred_device or "unknown" for r in ops)),
-        ane_op_share=len(on_ane) / len(ops),
-        ane_cost_share=ane_cost / total_cost if total_cost > 0 else None,
+        ane_op_share=sum(r.preferred_device == NEURAL_ENGINE for r in gated) / len(gated) if gated else None,
+        ane_cost_share=_ane_cost_share(gated),
         fallbacks=fallbacks,
-        disallowed_fallbacks=[r for r in fallbacks if r.op_type not in allowed_fallback_op_types],
+        disallowed_fallbacks=[r for r in fallbacks if r.op_type not in allowed],
+        allowed_fallback_op_types=allowed,
+        ane_op_share_all_ops=sum(r.preferred_device == NEURAL_ENGINE for r in ops) / len(ops),
+        ane_cost_share_all_ops=_ane_cost_share(ops),
     )
 
 
 METRICS = {
-    "ane_op_share": "share of non-const ops whose preferred compute device is the Neural Engine",
-    "ane_cost_share": "share of the compute plan's estimated cost on the Neural Engine",
+    "ane_op_share": (
+        "share of non-const ops, embedding lookups (gathers) excepted, whose preferred compute device is "
+        "the Neural Engine"
+    ),
+    "ane_cost_share": (
+        "share of the compute plan's estimated cost on the Neural Engine, embedding lookups excepted"
+    ),
     "ane_fallback_ops": "ops whose preferred device is not the Neural Engine, embedding lookups excepted",
 }
 
@@ -88,7 +112,8 @@ def _limits() -> dict[str, float]:
     }
 
 
-def placement_checks(summary: PlacementSummary) -> list[Check]:
+def placement_checks(summary: PlacementSummary, *, strict: bool = False) -> list[Check]:
+    """Gate ``summary``; a share that cannot be computed is not measured (a failure when ``strict``)."""
     limits = _limits()
     fallback = at_most(
         "ane_fallback_ops",
@@ -101,23 +126,33 @@ def placement_checks(summary: PlacementSummary) -> list[Check]:
             f"{r.op_type} {r.name or ''} on {r.preferred_device}".replace("  ", " ")
             for r in summary.disallowed_fallbacks[:20]
         )
-        fallback = Check(**{**fallback.to_dict(), "reason": f"off the Neural Engine: {listed}"})
+        fallback = replace(fallback, reason=f"off the Neural Engine: {listed}")
+    allowed = ", ".join(summary.allowed_fallback_op_types) or "none"
+    if summary.ane_op_share is None:
+        share = not_measured(
+            "ane_op_share",
+            METRICS["ane_op_share"],
+            limits["ane_op_share"],
+            f"the compute plan holds no ops other than the allowed fallbacks ({allowed})",
+            strict=strict,
+        )
+    else:
+        share = at_least(
+            "ane_op_share", METRICS["ane_op_share"], summary.ane_op_share, limits["ane_op_share"]
+        )
     if summary.ane_cost_share is None:
         cost = not_measured(
             "ane_cost_share",
             METRICS["ane_cost_share"],
             limits["ane_cost_share"],
-            "the compute plan gave no cost estimate for any op",
+            f"the compute plan gave no cost estimate for any op other than the allowed fallbacks ({allowed})",
+            strict=strict,
         )
     else:
         cost = at_least(
             "ane_cost_share", METRICS["ane_cost_share"], summary.ane_cost_share, limits["ane_cost_share"]
         )
-    return [
-        at_least("ane_op_share", METRICS["ane_op_share"], summary.ane_op_share, limits["ane_op_share"]),
-        cost,
-        fallback,
-    ]
+    return [share, cost, fallback]
 
 
 @dataclass
@@ -194,6 +229,51 @@ def compute_plan_records(
     return records
 
 
+class NoCompiledModel(RuntimeError):
+    """The given ``MLModel`` has no compiled model to read a compute plan from (the message says why)."""
+
+
+def _load_mlmodel(path: str, compute_units: str):
+    import coremltools as ct
+
+    return ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
+
+
+@contextmanager
+def compiled_model_path(
+    model_or_path, compute_units: str = "ALL", *, load_model=_load_mlmodel
+) -> Iterator[str]:
+    """The ``.mlmodelc`` path of an ``MLModel``, ``.mlpackage`` or ``.mlmodelc``, valid inside the block.
+
+    coremltools documents that ``MLModel.get_compiled_model_path()`` "is available only for the lifetime
+    of this Python object": the native model deletes its compiled directory when it is destroyed. So the
+    ``MLModel`` loaded here for a package path is held until the block ends, and the compute plan must
+    be read inside it. ``load_model(path, compute_units)`` is injectable for tests.
+
+    Raises ``NoCompiledModel`` for an ``MLModel`` without one (opened with ``skip_model_load=True``).
+    """
+    if isinstance(model_or_path, (str, os.PathLike)) and str(model_or_path).rstrip("/").endswith(".mlmodelc"):
+        yield str(model_or_path)
+        return
+    model = (
+        load_model(str(model_or_path), compute_units)
+        if isinstance(model_or_path, (str, os.PathLike))
+        else model_or_path
+    )
+    try:
+        path = model.get_compiled_model_path()
+    except Exception as error:  # coremltools raises a bare Exception when the model has no Core ML proxy
+        raise NoCompiledModel(
+            f"not available: the MLModel has no compiled model to read a compute plan from ({error}); it "
+            "was probably opened with skip_model_load=True: pass the .mlpackage path, or an MLModel "
+            "loaded without skip_model_load"
+        ) from error
+    try:
+        yield path
+    finally:
+        del model  # only now may the native model delete its compiled directory
+
+
 def measure_placement(
     model_or_path,
     *,
@@ -202,35 +282,33 @@ def measure_placement(
     strict: bool = False,
     records_from=compute_plan_records,
     allowed_fallback_op_types=thresholds.ANE_ALLOWED_FALLBACK_OP_TYPES,
+    load_model=_load_mlmodel,
 ) -> PlacementReport:
     """The placement report of an ``MLModel`` or saved ``.mlpackage`` / compiled ``.mlmodelc``.
 
-    Where no compute plan can be read, the report is "not measured" with the reason (no exception);
-    ``strict`` makes those checks failures. ``records_from(compiled_path, compute_units, device)``
-    returns the ``OpPlacement`` records (injectable for tests).
+    Where no compute plan can be read, the report is "not measured" with the reason (no exception) and
+    ``PlacementNotMeasured`` is warned for each check; ``strict`` makes those checks failures.
+    ``records_from(compiled_path, compute_units, device)`` returns the ``OpPlacement`` records and
+    ``load_model(path, compute_units)`` opens a package (both injectable for tests).
     """
+    if compute_units not in COMPUTE_UNITS:
+        raise ValueError(f"compute_units: expected one of {list(COMPUTE_UNITS)}, got {compute_units!r}")
     device = device or detect()
     report = PlacementReport(False, compute_plan_gate(device), fingerprint(device), compute_units)
+    if report.reason is None:
+        try:
+            with compiled_model_path(model_or_path, compute_units, load_model=load_model) as path:
+                records = records_from(path, compute_units, device)
+        except NoCompiledModel as error:
+            report.reason = str(error)
     if report.reason is not None:
         report.checks = [
             not_measured(name, metric, limit, report.reason, strict=strict)
             for (name, metric), limit in zip(METRICS.items(), _limits().values(), strict=True)
         ]
-        return report
-    records = records_from(_compiled_path(model_or_path, compute_units), compute_units, device)
-    report.measured, report.reason = True, None
-    report.summary = summarize(records, allowed_fallback_op_types=allowed_fallback_op_types)
-    report.checks = placement_checks(report.summary)
+    else:
+        report.measured = True
+        report.summary = summarize(records, allowed_fallback_op_types=allowed_fallback_op_types)
+        report.checks = placement_checks(report.summary, strict=strict)
+    warn_not_measured(report.checks, PlacementNotMeasured)
     return report
-
-
-def _compiled_path(model_or_path, compute_units: str) -> str:
-    if isinstance(model_or_path, (str, os.PathLike)) and str(model_or_path).endswith(".mlmodelc"):
-        return str(model_or_path)
-    if isinstance(model_or_path, (str, os.PathLike)):
-        import coremltools as ct
-
-        model_or_path = ct.models.MLModel(
-            str(model_or_path), compute_units=getattr(ct.ComputeUnit, compute_units)
-        )
-    return model_or_path.get_compiled_model_path()

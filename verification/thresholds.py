@@ -30,14 +30,16 @@ COREML_FP16_REAL_HIDDEN_PSNR_DB = 70.0
 # (verification.speedup, verification.placement, verification.readiness; check names in
 # verification.checks)
 # ---------------------------------------------------------------------------------------------------
-# Published (Apple, "Deploying Transformers on the Apple Neural Engine", 2022), optimized over baseline
-# DistilBERT latency: 2.84x at sequence 128, batch 1 (iPhone 13 Pro Max), "up to 10x" at sequence 512,
-# batch 8 (iPhone 13). Those are iPhone figures; a Mac's CPU and GPU run the baseline faster, so the
-# gates ask for about 70% of the 2.84x figure and half of the "up to" figure.
+# Speed-up gates: optimized over baseline DistilBERT latency (speedup_vs_baseline).
+# Published (Apple, "Deploying Transformers on the Apple Neural Engine", 2022): 2.84x at sequence 128,
+# batch 1 (iPhone 13 Pro Max), "up to 10x" at sequence 512, batch 8 (iPhone 13). Those are iPhone figures;
+# a Mac's CPU and GPU run the baseline faster than an iPhone's, so the gates ask for about 70% of the
+# measured 2.84x (2.0x) and half of the "up to" 10x, a best case rather than a typical figure (5.0x).
 SPEEDUP_PUBLISHED = {("speedup_vs_baseline", 128, 1): 2.84, ("speedup_vs_baseline", 512, 8): 10.0}
 SPEEDUP_THRESHOLDS = {("speedup_vs_baseline", 128, 1): 2.0, ("speedup_vs_baseline", 512, 8): 5.0}
-# No published figure for the ANE factor (CPU_AND_NE against CPU_ONLY or CPU_AND_GPU) nor for other
-# shapes: the optimized model must at least not be slower.
+# Everything else (ane_speedup_vs_cpu_only, ane_speedup_vs_cpu_and_gpu at any shape, speedup_vs_baseline
+# at other shapes): no published figure, so the optimized model on the Neural Engine must at least not be
+# slower (1.0x).
 SPEEDUP_DEFAULT = 1.0
 
 
@@ -46,12 +48,20 @@ def speedup_threshold(name: str, seq_len: int, batch_size: int) -> float:
     return SPEEDUP_THRESHOLDS.get((name, seq_len, batch_size), SPEEDUP_DEFAULT)
 
 
-# Placement (Core ML compute plan). Published: 4 of 606 ops of the optimized DistilBERT ran on the CPU,
-# the embedding lookup, i.e. 99.3% of the ops on the ANE. Default gate: only the embedding lookup (the
-# gather ops) may leave the ANE; the shares are reported and gated loosely (no published cost share).
+# Placement (Core ML compute plan). Published: 4 of 606 ops of the optimized DistilBERT ran on the CPU, the
+# embedding lookup; every other op ran on the ANE. Default rule: only the embedding lookup (the gather ops
+# below) may leave the ANE, whatever the model's size.
 ANE_ALLOWED_FALLBACK_OP_TYPES = ("gather", "gather_along_axis", "gather_nd")
+# ane_fallback_ops: ops off the ANE other than the allowed ones. The rule: none.
 ANE_FALLBACK_OPS_MAX = 0
-ANE_OP_SHARE_MIN = 0.99
+# ane_op_share is computed over the ops other than the allowed fallbacks (the published model: 602 of 602,
+# i.e. 100%; the 602 / 606 = 99.3% over all ops is reported beside it, ungated). The rule asks for all of
+# them. (A 0.99 bar over all ops, as before, broke the rule's own allowance on small models, where one
+# gather is 1 of 50 ops.) To allow a few other fallbacks, raise ane_fallback_ops and lower this together.
+ANE_OP_SHARE_MIN = 1.0
+# ane_cost_share, over the estimated cost of the ops other than the allowed fallbacks: no published figure.
+# When the rule holds it is 1.0; the 0.95 bar only bites once ane_fallback_ops is loosened, and then keeps
+# the fallbacks to a small share of the work.
 ANE_COST_SHARE_MIN = 0.95
 
 # Static readiness (from the converted program alone). Goals from the ANE principles: every layer norm
