@@ -18,7 +18,7 @@ import numpy as np
 from coremltools.converters.mil.mil import Program, types
 
 from verification import thresholds
-from verification.checks import Check, at_least, at_most
+from verification.checks import Check, at_least, at_most, not_measured
 
 ALIGNMENT_BYTES = 64
 # Limits reported from M1 measurements (docs/ane-notes.md); third-party, reverse-engineered.
@@ -36,7 +36,9 @@ ESTIMATE_MODEL = (
     "a tensor is live from the op that makes it (inputs: from the start) to its last consumer (program "
     "outputs: to the end), so an op's inputs and outputs are live together; every op output is a new "
     "buffer (no in-place ops, no aliasing of reshapes: the compiler may do better). Peak: the largest "
-    "sum of live tensor sizes over the ops. Copies: transpose and reshape ops. Encoder layers: from the "
+    "sum of live tensor sizes over the ops. Copies: transpose and reshape ops. Layer norms: layer_norm ops "
+    "(fused) and decomposed ones (a mean of squared deviations from a mean; a mean is a reduce_mean or a "
+    "reduce_sum divided by a constant). Encoder layers: from the "
     "first to the last layer norm (post-LN encoders such as BERT: one embedding layer norm, then two per "
     "layer), layer count = (layer norms - 1) // 2 unless given. Off the Neural Engine: gathers and any "
     "op with an int32 input or output tensor. Dimension limits: last axis as width, the one before as "
@@ -157,16 +159,43 @@ def _producer_type(var) -> str | None:
     return var.op.op_type if var.op is not None else None
 
 
+def _is_constant(var) -> bool:
+    return var is not None and (_is_const(var) or getattr(var, "val", None) is not None)
+
+
+def _scaled_sum(op):
+    """The ``reduce_sum`` op that ``op`` turns into a mean: sum / constant (``real_div``) or sum * constant
+    (``mul``); None if ``op`` is not such a division."""
+    if op.op_type not in ("real_div", "mul"):
+        return None
+    x, y = op.inputs.get("x"), op.inputs.get("y")
+    pairs = [(x, y)] if op.op_type == "real_div" else [(x, y), (y, x)]
+    for total, factor in pairs:
+        if total is not None and _producer_type(total) == "reduce_sum" and _is_constant(factor):
+            return total.op
+    return None
+
+
+def _is_mean(var) -> bool:
+    """``var`` is a mean: a ``reduce_mean``, or a ``reduce_sum`` divided by (or scaled by) a constant."""
+    return var.op is not None and (var.op.op_type == "reduce_mean" or _scaled_sum(var.op) is not None)
+
+
 def _is_unfused_layer_norm(op) -> bool:
-    """The variance reduce_mean of a decomposed layer norm: mean((x - mean(x)) ** 2)."""
-    if op.op_type != "reduce_mean":
-        return False
-    square = op.inputs["x"].op
+    """The variance op of a decomposed layer norm: mean((x - mean(x)) ** 2), where each mean is a
+    ``reduce_mean`` or a ``reduce_sum`` divided by a constant (``real_div``, or ``mul`` by its inverse)."""
+    if op.op_type == "reduce_mean":
+        square = op.inputs["x"].op
+    else:
+        summed = _scaled_sum(op)
+        if summed is None:
+            return False
+        square = summed.inputs["x"].op
     if square is None or square.op_type not in ("mul", "square", "pow"):
         return False
     for centered in _input_vars(square):
         if _producer_type(centered) == "sub":
-            if any(_producer_type(v) == "reduce_mean" for v in _input_vars(centered.op)):
+            if any(_is_mean(v) for v in _input_vars(centered.op)):
                 return True
     return False
 
@@ -331,28 +360,44 @@ READINESS_METRICS = {
 }
 
 
-def readiness_checks(report: ReadinessReport) -> list[Check]:
-    """Gate one report (thresholds in ``verification.thresholds``); static checks are always measured."""
+NO_LAYER_NORMS = (
+    "no layer norm found in the program (neither layer_norm ops nor the decomposed form: mean, centre, "
+    "square, mean, where a mean is a reduce_mean or a reduce_sum divided by a constant): nothing to check"
+)
+
+
+def readiness_checks(report: ReadinessReport, *, strict: bool = False) -> list[Check]:
+    """Gate one report (thresholds in ``verification.thresholds``). The static figures are always there;
+    the layer-norm fusion share is not measured when no layer norm is found, and copies per layer when
+    no encoder layers are (a failure when ``strict``)."""
     m = READINESS_METRICS
-    fused_share = report.layer_norms_fused / report.layer_norms if report.layer_norms else 1.0
-    checks = [
-        at_least(
-            "readiness_layer_norms_fused",
-            m["readiness_layer_norms_fused"],
-            fused_share,
-            thresholds.READINESS_LAYER_NORMS_FUSED_MIN,
-        )
-    ]
+    if report.layer_norms:
+        checks = [
+            at_least(
+                "readiness_layer_norms_fused",
+                m["readiness_layer_norms_fused"],
+                report.layer_norms_fused / report.layer_norms,
+                thresholds.READINESS_LAYER_NORMS_FUSED_MIN,
+            )
+        ]
+    else:
+        checks = [
+            not_measured(
+                "readiness_layer_norms_fused",
+                m["readiness_layer_norms_fused"],
+                thresholds.READINESS_LAYER_NORMS_FUSED_MIN,
+                NO_LAYER_NORMS,
+                strict=strict,
+            )
+        ]
     if report.copies_per_layer is None:
         checks.append(
-            Check(
+            not_measured(
                 "readiness_copies_per_layer",
                 m["readiness_copies_per_layer"],
-                None,
                 thresholds.READINESS_COPIES_PER_LAYER_MAX,
-                passed=None,
-                measured=False,
-                reason="no encoder layers found (fewer than 3 layer norms) and num_layers not given",
+                "no encoder layers found (fewer than 3 layer norms) and num_layers not given",
+                strict=strict,
             )
         )
     else:

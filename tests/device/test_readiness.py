@@ -11,7 +11,14 @@ from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
 from verification import thresholds
-from verification.readiness import ESTIMATE_MODEL, analyze, compare, readiness_checks, tensor_bytes
+from verification.readiness import (
+    ESTIMATE_MODEL,
+    NO_LAYER_NORMS,
+    analyze,
+    compare,
+    readiness_checks,
+    tensor_bytes,
+)
 
 # coremltools and transformers warn about versions and renamed outputs while converting the fixtures
 pytestmark = pytest.mark.filterwarnings(
@@ -120,6 +127,63 @@ def test_a_mean_that_is_not_a_layer_norm_is_not_counted():
     assert report.layer_norms == 0 and report.num_layers is None
     copies = {c.name: c for c in readiness_checks(report)}["readiness_copies_per_layer"]
     assert not copies.measured and "num_layers" in copies.reason
+
+
+def test_no_layer_norm_means_fusion_is_not_measured():
+    """Nothing to fuse is not a pass: the check is not measured, with the reason (a failure in strict)."""
+    report = analyze(transpose_relu())
+    assert report.layer_norms == 0
+    fused = {c.name: c for c in readiness_checks(report)}["readiness_layer_norms_fused"]
+    assert (fused.measured, fused.passed, fused.value) == (False, None, None)
+    assert fused.reason == NO_LAYER_NORMS and "no layer norm found" in fused.reason
+    strict = {c.name: c for c in readiness_checks(report, strict=True)}
+    assert strict["readiness_layer_norms_fused"].passed is False
+    assert strict["readiness_copies_per_layer"].passed is False  # no layers either
+    assert strict["readiness_copies_outside_layers"].passed is True  # measured checks keep their verdicts
+
+
+def sum_layer_norm(x, channels, scaling):
+    """A decomposed layer norm whose means are reduce_sum / C (real_div) or reduce_sum * (1 / C) (mul)."""
+
+    def mean(v):
+        total = mb.reduce_sum(x=v, axes=[1], keep_dims=True)
+        if scaling == "real_div":
+            return mb.real_div(x=total, y=np.float16(channels))
+        return mb.mul(x=np.float16(1 / channels), y=total)
+
+    centered = mb.sub(x=x, y=mean(x))
+    variance = mean(mb.mul(x=centered, y=centered))
+    return mb.mul(x=centered, y=mb.rsqrt(x=mb.add(x=variance, y=np.float16(1e-5))))
+
+
+def test_layer_norms_built_from_reduce_sum_are_detected():
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 1, 8), dtype=types.fp16)])
+    def program(x):
+        x = sum_layer_norm(x, 4, "real_div")
+        x = mb.layer_norm(x=x, axes=[1], epsilon=np.float16(1e-5))
+        return sum_layer_norm(x, 4, "mul")
+
+    report = analyze(program)
+    assert (report.layer_norms_fused, report.layer_norms_unfused) == (1, 2)
+    assert (report.num_layers, report.num_layers_source) == (1, "inferred from layer norms")
+    fused = {c.name: c for c in readiness_checks(report)}["readiness_layer_norms_fused"]
+    assert fused.value == pytest.approx(1 / 3) and fused.passed is False
+
+
+@pytest.mark.parametrize("broken", ["centred on a sum", "variance over a tensor"])
+def test_a_sum_that_is_not_a_mean_is_not_a_layer_norm(broken):
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 1, 8), dtype=types.fp16)])
+    def program(x):
+        total = mb.reduce_sum(x=x, axes=[1], keep_dims=True)
+        mean = total if broken == "centred on a sum" else mb.real_div(x=total, y=np.float16(4))
+        centered = mb.sub(x=x, y=mean)
+        squares = mb.reduce_sum(x=mb.mul(x=centered, y=centered), axes=[1], keep_dims=True)
+        divisor = mb.reduce_max(x=x, axes=[1], keep_dims=True) if broken != "centred on a sum" else None
+        if divisor is None:
+            return mb.real_div(x=squares, y=np.float16(4))
+        return mb.real_div(x=squares, y=divisor)  # divided by a tensor, not a constant
+
+    assert analyze(program).layer_norms == 0
 
 
 def test_off_ane_ops_and_dimension_limits():
