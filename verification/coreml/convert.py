@@ -56,9 +56,10 @@ def convert(
 ):
     """Convert ``model`` called as ``model(*example_inputs)`` to an ML Program ``MLModel``.
 
-    Inputs are named after the model's ``forward`` arguments (or ``input_names``, trace only);
-    integer inputs become int32. Outputs take ``output_names``, else the model's ``output_names``
-    attribute if it has one (the ``ane_models`` do), else coremltools' generated names.
+    Inputs are named after the model's ``forward`` arguments, or ``input_names`` with the trace exporter
+    (with ``exporter="export"`` coremltools takes the names from the exported program, so ``input_names``
+    is refused there); integer inputs become int32. Outputs take ``output_names``, else the model's
+    ``output_names`` attribute if it has one (the ``ane_models`` do), else coremltools' generated names.
     ``precision`` is ``"fp16"`` or ``"fp32"``; ``exporter`` is ``"trace"`` (``torch.jit.trace``) or
     ``"export"`` (``torch.export``). The model is put in eval mode.
     """
@@ -67,6 +68,13 @@ def convert(
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter: expected one of {list(EXPORTERS)}, got {exporter!r}")
     example_inputs = tuple(example_inputs)
+    if input_names is not None and exporter == "export":
+        forward_names = _argument_names(model, len(example_inputs))
+        raise ValueError(
+            f"input_names: not supported with exporter='export' (coremltools names the inputs of a "
+            f"torch.export program after forward's arguments: {forward_names}), got {list(input_names)}; "
+            "use exporter='trace' to choose input names"
+        )
     names = list(input_names) if input_names is not None else _argument_names(model, len(example_inputs))
     if len(names) != len(example_inputs):
         raise ValueError(f"input_names: expected {len(example_inputs)} names, got {len(names)}")
@@ -83,14 +91,20 @@ def convert(
             source = torch.export.export(model, example_inputs).run_decompositions({})
     output_names = output_names if output_names is not None else getattr(model, "output_names", None)
     outputs = [ct.TensorType(name=n) for n in output_names] if output_names else None
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
-    return ct.convert(
-        source,
-        inputs=inputs if exporter == "trace" else None,
-        outputs=outputs,
-        convert_to="mlprogram",
-        compute_precision=PRECISIONS[precision],
-        minimum_deployment_target=minimum_deployment_target,
-        compute_units=compute_units,
-        pass_pipeline=pass_pipeline(),
-    )
+    # coremltools logs every pass at INFO/WARNING: quiet during this conversion only.
+    logger = logging.getLogger("coremltools")
+    previous_level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return ct.convert(
+            source,
+            inputs=inputs if exporter == "trace" else None,
+            outputs=outputs,
+            convert_to="mlprogram",
+            compute_precision=PRECISIONS[precision],
+            minimum_deployment_target=minimum_deployment_target,
+            compute_units=compute_units,
+            pass_pipeline=pass_pipeline(),
+        )
+    finally:
+        logger.setLevel(previous_level)

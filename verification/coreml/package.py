@@ -15,10 +15,12 @@ class PackageError(ValueError):
 
 
 def save(mlmodel: ct.models.MLModel, path: str | os.PathLike) -> Path:
-    """Save to ``path`` (an ``.mlpackage`` directory) atomically: a failed save leaves nothing behind.
+    """Save to ``path`` (an ``.mlpackage`` directory); a failed save leaves ``path`` as it was.
 
-    The package is written to a sibling temporary directory and renamed into place, replacing an older
-    package at ``path``.
+    The package is written to a sibling temporary directory. An older package at ``path`` is then renamed
+    into that directory, the new one renamed into place, and only then is the old one deleted; if the
+    second rename fails, the old package is renamed back. (Between the two renames a concurrent reader can
+    find no package at ``path``: directories cannot be swapped in one portable call.)
     """
     path = Path(path)
     if path.suffix != ".mlpackage":
@@ -30,10 +32,18 @@ def save(mlmodel: ct.models.MLModel, path: str | os.PathLike) -> Path:
         raise PackageError(f"save: the directory {str(parent)!r} does not exist")
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-", dir=parent))
     try:
-        mlmodel.save(str(staging / path.name))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging / path.name, path)
+        new = staging / path.name
+        mlmodel.save(str(new))
+        if not path.exists():
+            os.replace(new, path)
+        else:
+            old = staging / f"previous-{path.name}"
+            os.replace(path, old)
+            try:
+                os.replace(new, path)
+            except BaseException:
+                os.replace(old, path)
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -42,13 +42,15 @@ def predict(
     inputs: Mapping[str, np.ndarray],
     *,
     backend: str = "auto",
-    compute_units: ct.ComputeUnit = ct.ComputeUnit.ALL,
+    compute_units: ct.ComputeUnit | None = None,
     mode: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Outputs by name of the ML Program ``model_or_path`` (an ``MLModel`` or a saved ``.mlpackage``).
 
-    ``backend``: ``coreml`` (macOS, on ``compute_units``), ``mil`` (any platform; ``mode`` picks the MIL
-    executor's precision mode) or ``auto``.
+    ``backend``: ``coreml`` (macOS), ``mil`` (any platform; ``mode`` picks the MIL executor's precision
+    mode) or ``auto``. ``compute_units`` (Core ML only): the units to run on; by default an ``MLModel``'s
+    own and ``ALL`` for a path. An ``MLModel`` loaded with other units is reloaded with the requested ones.
+    Anything but an ML Program is refused (``ProgramLoadError``) on either backend.
     """
     chosen = resolve_backend(backend)
     inputs = {name: np.asarray(value) for name, value in inputs.items()}
@@ -60,14 +62,33 @@ def predict(
 
 
 def _predict_coreml(model_or_path, inputs: dict, compute_units) -> dict[str, np.ndarray]:
+    from verification.mil.program import check_ml_program
+
     if isinstance(model_or_path, (str, os.PathLike)):
         from .package import load
 
-        model = load(model_or_path, compute_units=compute_units)
+        model = load(model_or_path, compute_units=compute_units or ct.ComputeUnit.ALL)
+        where = repr(str(model_or_path))
     else:
-        model = model_or_path
-    _check_inputs(model.get_spec(), inputs)
+        model, where = model_or_path, "the given MLModel"
+    spec = model.get_spec()
+    check_ml_program(spec, where)
+    model = _with_compute_units(model, compute_units)
+    _check_inputs(spec, inputs)
     return {name: np.asarray(value) for name, value in model.predict(inputs).items()}
+
+
+def _with_compute_units(model, compute_units):
+    """``model`` itself when it already runs on ``compute_units`` (or none were asked for), else the same
+    program reloaded with them (Core ML fixes the compute units when it loads a model)."""
+    if compute_units is None or getattr(model, "compute_unit", None) == compute_units:
+        return model
+    return _reload(model, compute_units)
+
+
+def _reload(model, compute_units):
+    """The ML Program of ``model`` (spec and weights) loaded again, on ``compute_units`` (macOS)."""
+    return ct.models.MLModel(model.get_spec(), weights_dir=model.weights_dir, compute_units=compute_units)
 
 
 _ARRAY_DTYPES = {65568: np.float32, 65552: np.float16, 131104: np.int32, 65600: np.float64}

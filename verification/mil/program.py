@@ -54,14 +54,20 @@ def _open_model(path: Path):
         ) from None
 
 
-def program_from_spec(spec, weights_dir: str | None, where: str) -> Program:
-    """Rebuild the MIL program from a Model spec; ``where`` names the model in error messages."""
+def check_ml_program(spec, where: str) -> None:
+    """Raise ``ProgramLoadError`` unless the Model spec is an ML Program (both prediction backends, Core ML
+    and the MIL executor, refuse other model types with this message); ``where`` names the model."""
     model_type = spec.WhichOneof("Type")
     if model_type != "mlProgram":
         raise ProgramLoadError(
             f"{where} is a {model_type!r} model, not an ML Program; expected a model converted with "
-            "convert_to='mlprogram' (the MIL executor runs ML Programs only)"
+            "convert_to='mlprogram' (predict and the MIL executor run ML Programs only)"
         )
+
+
+def program_from_spec(spec, weights_dir: str | None, where: str) -> Program:
+    """Rebuild the MIL program from a Model spec; ``where`` names the model in error messages."""
+    check_ml_program(spec, where)
     if weights_dir is not None and not os.path.isdir(weights_dir):
         weights_dir = None
     try:
