@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ class RunOptions:
 class Context:
     options: RunOptions
     staging: Path
-    pair: model_zoo.ModelPair | None = None
+    built: model_zoo.ModelPair | None = None  # set by the build stage
     inputs: tuple = ()
     names: list = field(default_factory=list)
     checks: list = field(default_factory=list)
@@ -62,6 +63,19 @@ class Context:
     optimized_path: Path | None = None
     baseline_path: Path | None = None
     baseline_error: str | None = None
+
+    @property
+    def pair(self) -> model_zoo.ModelPair:
+        if self.built is None:
+            raise RuntimeError("pipeline: a stage ran before the build stage")
+        return self.built
+
+    @property
+    def package(self) -> Path:
+        """The optimized model's saved .mlpackage (from the convert stage on)."""
+        if self.optimized_path is None:
+            raise RuntimeError("pipeline: a stage ran before the convert stage")
+        return self.optimized_path
 
 
 def _check(name: str, metric: str, value, ctx: Context, reason: str | None = None) -> dict:
@@ -113,7 +127,7 @@ def build(ctx: Context) -> None:
     else:
         pair = model_zoo.embedded(o.model)
     model_zoo.check_sizes(pair, o.seq_len, o.batch_size)
-    ctx.pair = pair
+    ctx.built = pair
     ctx.inputs = model_zoo.example_inputs(pair, o.seq_len, o.batch_size)
     import inspect
 
@@ -251,10 +265,10 @@ def coreml_parity(ctx: Context) -> None:
 
     o = ctx.options
     ctx.backend = resolve_backend(o.backend)
-    outputs = predict(ctx.optimized_path, _input_dict(ctx), backend=ctx.backend)
+    outputs = predict(ctx.package, _input_dict(ctx), backend=ctx.backend)
     from .coreml import load
 
-    names = [d.name for d in load(ctx.optimized_path).get_spec().description.output]
+    names = [d.name for d in load(ctx.package).get_spec().description.output]
     first = torch.from_numpy(np.asarray(outputs[names[0]])).float()
     reference = ctx.baseline_reference[0]
     real = _real_tokens(ctx)
@@ -275,7 +289,7 @@ def coreml_parity(ctx: Context) -> None:
 def _fp16_hazards(ctx: Context) -> None:
     from .mil.hazards import find_hazards
 
-    report = find_hazards(str(ctx.optimized_path), _input_dict(ctx))
+    report = find_hazards(str(ctx.package), _input_dict(ctx))
     non_finite = sum(1 for p in report.ops_by_precision if p.psnr_db == -math.inf)
     if report.first_non_finite is not None:
         non_finite = max(non_finite, 1)
@@ -306,7 +320,7 @@ def _fp16_hazards(ctx: Context) -> None:
 def readiness(ctx: Context) -> None:
     from .readiness import analyze, compare, readiness_checks
 
-    optimized = analyze(str(ctx.optimized_path), label="optimized")
+    optimized = analyze(str(ctx.package), label="optimized")
     ctx.checks.extend(_adopt(c, ctx) for c in readiness_checks(optimized))
     ctx.details["op_counts"] = {"optimized": dict(optimized.op_counts)}
     if ctx.baseline_path is not None:
@@ -328,11 +342,11 @@ def speedup_and_placement(ctx: Context) -> None:
     o = ctx.options
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "not measured" is recorded in the checks, with the reason
-        placement = measure_placement(str(ctx.optimized_path), strict=o.strict)
+        placement = measure_placement(str(ctx.package), strict=o.strict)
         # Without a baseline, speedup_vs_baseline is recorded as not measured (with the baseline's error);
         # the ANE ratios are still measured where the device allows it.
         speed = speedup_checks(
-            str(ctx.optimized_path),
+            str(ctx.package),
             str(ctx.baseline_path) if ctx.baseline_path is not None else None,
             _input_dict(ctx),
             seq_len=o.seq_len,
@@ -389,7 +403,7 @@ def run(options: RunOptions, progress: Callable[[int, str, float | None], None] 
     created = prepare_output(out)
     staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
     ctx = Context(options=options, staging=staging)
-    stage_times = []
+    stage_times: list[dict[str, Any]] = []
     try:
         for index, (title, stage) in enumerate(zip(STAGES, STAGE_FUNCTIONS, strict=False)):
             progress(index, title, None)

@@ -247,7 +247,8 @@ def analyze(
         last_use[id(var)] = end
 
     tensors, short, unknown = [], [], 0
-    delta_padded, delta_raw = Counter(), Counter()
+    delta_padded: Counter[int] = Counter()
+    delta_raw: Counter[int] = Counter()
     for var, born in activations:
         shape = _static_shape(var)
         if shape is None:
@@ -495,13 +496,8 @@ def compare(baseline: ReadinessReport, optimized: ReadinessReport) -> Comparison
         }
 
     base, opt = figures(baseline), figures(optimized)
-    rows = [
-        (
-            metric,
-            base[metric],
-            opt[metric],
-            base[metric] / opt[metric] if base[metric] is not None and opt[metric] else None,
-        )
-        for metric in base
-    ]
+    rows = []
+    for metric, b in base.items():
+        o = opt[metric]
+        rows.append((metric, b, o, b / o if b is not None and o else None))
     return Comparison(baseline, optimized, rows)
