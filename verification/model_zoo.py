@@ -43,6 +43,47 @@ class ModelPair:
     tokenizer: Any = None
 
 
+class TransformerBaseline(torch.nn.Module):
+    """``torch.nn.Transformer`` called the way the ANE ``reference`` model is: (src, tgt) in
+    (B, C, 1, S), torch-style padding masks (1 = pad), a causal target mask; returns (B, S, C).
+
+    The baseline's own layers run without torch's fused fast path (``torch.backends.mha``): the fast
+    path's ``_transformer_encoder_layer_fwd`` has no coremltools converter, and what it computes is
+    the same math as the documented slow path."""
+
+    def __init__(self, transformer: torch.nn.Transformer):
+        super().__init__()
+        self.transformer = transformer.eval()
+
+    # argument names as TransformerANE's: they name the converted program's inputs
+    def forward(self, src, tgt, src_key_padding_mask, tgt_key_padding_mask, memory_key_padding_mask):
+        from ane_layers import from_bc1s
+
+        # the causal mask from positions, not from tgt.shape: traced size arithmetic (aten::Int) does
+        # not convert
+        positions = torch.cumsum(torch.ones_like(tgt_key_padding_mask[0]), dim=0)
+        causal = (positions[None, :] > positions[:, None]).to(src.dtype) * torch.finfo(src.dtype).min
+        previous = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            return self.transformer(
+                from_bc1s(src),
+                from_bc1s(tgt),
+                tgt_mask=causal,
+                tgt_is_causal=True,
+                # float masks like the causal one (torch deprecates mixing bool and float masks)
+                src_key_padding_mask=_padding_bias(src_key_padding_mask, src.dtype),
+                tgt_key_padding_mask=_padding_bias(tgt_key_padding_mask, src.dtype),
+                memory_key_padding_mask=_padding_bias(memory_key_padding_mask, src.dtype),
+            )
+        finally:
+            torch.backends.mha.set_fastpath_enabled(previous)
+
+
+def _padding_bias(padding: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return padding.to(dtype) * torch.finfo(dtype).min
+
+
 def _embedded_config(family: str):
     import transformers
 

@@ -156,18 +156,7 @@ def _run_baseline(ctx: Context) -> tuple:
     pair = ctx.pair
     with torch.no_grad():
         if pair.family == "reference":
-            src, tgt, src_pad, tgt_pad, mem_pad = ctx.inputs
-            causal = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[-1])
-            out = pair.baseline(
-                from_bc1s(src),
-                from_bc1s(tgt),
-                tgt_mask=causal,
-                tgt_is_causal=True,
-                src_key_padding_mask=src_pad.bool(),
-                tgt_key_padding_mask=tgt_pad.bool(),
-                memory_key_padding_mask=mem_pad.bool(),
-            )
-            return (out,)
+            return (model_zoo.TransformerBaseline(pair.baseline)(*ctx.inputs),)
         from .coreml import BaselineForConversion
 
         return tuple(BaselineForConversion(pair.baseline)(*[x.long() for x in ctx.inputs]))
@@ -240,16 +229,18 @@ def convert(ctx: Context) -> None:
     mlmodel = to_coreml(ctx.pair.optimized, ctx.inputs, precision=o.precision, exporter=o.exporter)
     ctx.optimized_path = save(mlmodel, ctx.staging / f"HuggingFace_ane_transformers_{stem}.mlpackage")
     ctx.artifacts["optimized_mlpackage"] = ctx.optimized_path.name
-    baseline = (
-        ctx.pair.baseline if ctx.pair.family == "reference" else BaselineForConversion(ctx.pair.baseline)
-    )
-    baseline_inputs = ctx.inputs
+    # The baseline takes the optimized model's inputs (names, shapes, dtypes), so that one input
+    # dictionary times both. torch.nn.Transformer converts only through torch.export: traced, its
+    # attention's size arithmetic (aten::Int on shapes) has no converter in coremltools 9.0.
+    baseline: torch.nn.Module
     if ctx.pair.family == "reference":
-        baseline_inputs = tuple(from_bc1s(x) if x.dim() == 4 else x for x in ctx.inputs[:2])
+        baseline, exporter = model_zoo.TransformerBaseline(ctx.pair.baseline), "export"
+    else:
+        baseline, exporter = BaselineForConversion(ctx.pair.baseline), "trace"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            base_ml = to_coreml(baseline, baseline_inputs, precision=o.precision, exporter="trace")
+            base_ml = to_coreml(baseline, ctx.inputs, precision=o.precision, exporter=exporter)
         ctx.baseline_path = save(base_ml, ctx.staging / f"HuggingFace_baseline_{stem}.mlpackage")
         ctx.artifacts["baseline_mlpackage"] = ctx.baseline_path.name
     except Exception as error:  # the comparison figures need it; the optimized model's checks do not
@@ -317,14 +308,24 @@ def _fp16_hazards(ctx: Context) -> None:
     ctx.details["hazards_text"] = report.render(top=10)
 
 
+def _attention_blocks(ctx: Context) -> int | None:
+    """The layer count readiness judges copies by: None for the encoders (readiness infers it from their
+    layer norms); for the encoder-decoder ``reference``, its attention blocks, since a decoder layer has
+    two attentions and so two key transposes (and no embedding layer norm to infer from)."""
+    if ctx.pair.family != "reference":
+        return None
+    transformer = ctx.pair.baseline
+    return len(transformer.encoder.layers) + 2 * len(transformer.decoder.layers)
+
+
 def readiness(ctx: Context) -> None:
     from .readiness import analyze, compare, readiness_checks
 
-    optimized = analyze(str(ctx.package), label="optimized")
+    optimized = analyze(str(ctx.package), label="optimized", num_layers=_attention_blocks(ctx))
     ctx.checks.extend(_adopt(c, ctx) for c in readiness_checks(optimized))
     ctx.details["op_counts"] = {"optimized": dict(optimized.op_counts)}
     if ctx.baseline_path is not None:
-        baseline = analyze(str(ctx.baseline_path), label="baseline")
+        baseline = analyze(str(ctx.baseline_path), label="baseline", num_layers=_attention_blocks(ctx))
         ctx.details["op_counts"]["baseline"] = dict(baseline.op_counts)
         ctx.details["readiness"] = compare(baseline, optimized).to_dict()
     else:

@@ -278,3 +278,46 @@ def test_module_entry_point_runs_without_a_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().endswith("report: no file at " + repr(str(tmp_path / "absent.json")))
+
+
+def test_reference_run_converts_its_baseline_with_the_same_inputs(tmp_path, monkeypatch):
+    """`run reference` on a tiny torch.nn.Transformer: the baseline converts (torch.export, no fused fast
+    path) with the optimized model's input names, and copies are judged per attention block (a decoder
+    layer has two)."""
+    from ane_models.reference import from_torch_transformer
+    from verification import model_zoo
+    from verification.coreml import load
+
+    torch.manual_seed(0)
+    transformer = torch.nn.Transformer(
+        d_model=16,
+        nhead=2,
+        num_encoder_layers=1,
+        num_decoder_layers=2,
+        dim_feedforward=24,
+        dropout=0.0,
+        batch_first=True,
+    ).eval()
+    tiny = model_zoo.ModelPair(
+        "reference", "reference", transformer, from_torch_transformer(transformer), 10**6
+    )
+    monkeypatch.setattr(model_zoo, "embedded", lambda family: tiny)
+    out = tmp_path / "out"
+
+    code = main(["run", "reference", "--seq-len", "8", "--batch-size", "2", "--out", str(out)])
+
+    report = read(out / "report.json")
+    assert code == 0, (out / "report.md").read_text()
+    packages = {
+        name: out / Path(path).name for name, path in report["artifacts"].items() if "mlpackage" in name
+    }
+    assert set(packages) == {"optimized_mlpackage", "baseline_mlpackage"}
+    inputs = {
+        name: [(d.name, tuple(d.type.multiArrayType.shape)) for d in load(path).get_spec().description.input]
+        for name, path in packages.items()
+    }
+    assert inputs["baseline_mlpackage"] == inputs["optimized_mlpackage"]
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert "did not convert" not in by_name["speedup_vs_baseline"]["reason"]
+    assert by_name["readiness_copies_per_layer"]["value"] <= 1.0
+    assert report["details"]["readiness"]["optimized"]["num_layers"] == 1 + 2 * 2
