@@ -3,18 +3,17 @@
 import functools
 
 import pytest
-from tiny_models import ane_model, model_inputs
+from tiny_models import model_under_test
 
 
 @pytest.fixture(scope="session")
 def converted():
-    """convert(...) results cached per (family, head, precision, exporter) within a test process."""
+    """convert(...) results cached per (model id, precision, exporter) within a test process."""
     from verification.coreml import convert
 
     @functools.cache
-    def get(family: str, head: str, precision: str, exporter: str = "trace"):
-        return convert(
-            ane_model(family, head), model_inputs(family, head), precision=precision, exporter=exporter
-        )
+    def get(model_id: str, precision: str, exporter: str = "trace"):
+        model, inputs = model_under_test(model_id)
+        return convert(model, inputs, precision=precision, exporter=exporter)
 
     return get

@@ -1,4 +1,5 @@
-"""The plain transformers models convert too (the speed-up comparison needs their Core ML programs)."""
+"""The plain transformers models convert too (the speed-up comparison needs their Core ML programs), and
+their fp32 and fp16 programs compute what transformers computes."""
 
 import pytest
 import torch
@@ -28,6 +29,32 @@ def test_baseline_converts_and_its_fp32_program_matches_transformers(family, hea
             min_psnr_db=thresholds.COREML_FP32_PSNR_DB,
             name=f"baseline {family} {head} {name!r} [fp32 program, {exporter}]",
         )
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("head", ["Model", "ForSequenceClassification"])
+@pytest.mark.parametrize("exporter", ["trace", "export"])
+def test_baseline_fp16_program_stays_above_its_floor(family, head, exporter):
+    """The baselines' fp16 programs are what the speed-up is measured against: they must compute the same
+    thing too (and not go NaN on padded rows: transformers' masks use finfo.min)."""
+    baseline = BaselineForConversion(hf_model(family, head))
+    inputs = model_inputs(family, head)
+    mlmodel = convert(baseline, inputs, precision="fp16", exporter=exporter)
+    with torch.no_grad():
+        expected = baseline(*[x.long() for x in inputs])
+    for mode, floor in (
+        ("fp16_storage", thresholds.COREML_FP16_RANDOM_PSNR_DB),
+        ("fp16_native", thresholds.COREML_FP16_NATIVE_RANDOM_PSNR_DB),
+    ):
+        outputs = predict(mlmodel, input_dict(mlmodel, inputs), backend="mil", mode=mode)
+        for name, reference in zip(output_names(mlmodel), expected, strict=True):
+            result = assert_parity(
+                reference,
+                outputs[name],
+                min_psnr_db=floor,
+                name=f"baseline {family} {head} {name!r} [fp16 program, {exporter}, MIL {mode}]",
+            )
+            print(f"baseline {family} {head} {name!r} [fp16, {exporter}, {mode}]: {result.psnr_db:.1f} dB")
 
 
 def test_baseline_wrapper_rejects_other_families():

@@ -1,51 +1,54 @@
-"""End-to-end parity: every ane_models family and head, torch vs its converted ML Program run by the
-MIL reference executor (Core ML itself on macOS: see test_coreml_runtime.py)."""
+"""End-to-end parity: every ane_models family and head, the reference encoder-decoder Transformer and
+query-chunked models (tiny_models.ALL_MODELS), torch vs its converted ML Program run by the MIL reference
+executor, traced and exported, fp32 and fp16 (both fp16 executor modes). Core ML itself runs the same
+programs on macOS: test_coreml_runtime.py."""
 
 import pytest
-import torch
-from tiny_models import FAMILIES, HEADS, ane_model, input_dict, model_inputs, output_names
+from program_parity import EXPORTERS, assert_program_matches_torch, fp16_floor
+from tiny_models import ALL_MODELS, EXTRA_MODELS, FAMILIES
 
 from verification import thresholds
-from verification.coreml import predict
-from verification.metrics import assert_parity
 
 pytestmark = pytest.mark.coreml
 
-ALL_MODELS = [(f, h) for f in FAMILIES for h in HEADS]
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("model_id", ALL_MODELS)
+def test_fp32_program_matches_torch(converted, model_id, exporter):
+    assert_program_matches_torch(
+        converted(model_id, "fp32", exporter),
+        model_id,
+        thresholds.COREML_FP32_PSNR_DB,
+        label=f"fp32 program, {exporter}, MIL executor",
+    )
 
 
-def _check(converted, family, head, precision, exporter, min_psnr_db):
-    mlmodel = converted(family, head, precision, exporter)
-    inputs = model_inputs(family, head)
-    with torch.no_grad():
-        expected = ane_model(family, head)(*inputs)
-    outputs = predict(mlmodel, input_dict(mlmodel, inputs), backend="mil")
-    names = output_names(mlmodel)
-    assert len(names) == len(expected), f"{family} {head}: {names} vs {len(expected)} torch outputs"
-    for name, reference in zip(names, expected, strict=True):
-        assert_parity(
-            reference,
-            outputs[name],
-            min_psnr_db=min_psnr_db,
-            name=f"{family} {head} output {name!r} [{precision} program, {exporter}, MIL executor]",
-            context=f"inputs {[tuple(x.shape) for x in inputs]}, row 1 padded from {11}",
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("model_id", ALL_MODELS)
+def test_fp16_program_stays_above_its_floor_in_both_executor_modes(converted, model_id, exporter):
+    mlmodel = converted(model_id, "fp16", exporter)
+    for mode in ("fp16_storage", "fp16_native"):
+        assert_program_matches_torch(
+            mlmodel,
+            model_id,
+            fp16_floor(model_id, mode),
+            label=f"fp16 program, {exporter}, MIL executor {mode}",
+            mode=mode,
         )
 
 
-@pytest.mark.parametrize("family,head", ALL_MODELS)
-def test_fp32_program_matches_torch_traced(converted, family, head):
-    _check(converted, family, head, "fp32", "trace", thresholds.COREML_FP32_PSNR_DB)
+def test_the_extra_models_are_what_they_claim():
+    """The query-chunked models really chunk (a chunk size at or above the length would not)."""
+    from tiny_models import CHUNK, REFERENCE, SEQ, model_under_test
 
-
-@pytest.mark.parametrize("family,head", ALL_MODELS)
-def test_fp32_program_matches_torch_exported(converted, family, head):
-    _check(converted, family, head, "fp32", "export", thresholds.COREML_FP32_PSNR_DB)
-
-
-@pytest.mark.parametrize("family", list(FAMILIES))
-@pytest.mark.parametrize("head", ["Model", "ForSequenceClassification", "ForQuestionAnswering"])
-def test_fp16_program_stays_above_its_floor(converted, family, head):
-    _check(converted, family, head, "fp16", "trace", thresholds.COREML_FP16_RANDOM_PSNR_DB)
+    for model_id in EXTRA_MODELS:
+        model, _ = model_under_test(model_id)
+        chunks = {m.query_chunk_size for m in model.modules() if hasattr(m, "query_chunk_size")}
+        if "query_chunked" in model_id:
+            assert chunks == {CHUNK}, f"{model_id}: query_chunk_size {chunks}"
+            assert CHUNK < min(SEQ, REFERENCE["source"], REFERENCE["target"])
+        else:
+            assert chunks <= {None}, f"{model_id}: query_chunk_size {chunks}"
 
 
 def test_fp16_programs_carry_no_unrepresentable_constants(converted):
@@ -53,9 +56,9 @@ def test_fp16_programs_carry_no_unrepresentable_constants(converted):
     from verification.mil import load_program
     from verification.mil.hazards import scan_constants
 
-    for family in FAMILIES:
-        program = load_program(converted(family, "Model", "fp16"))
+    for model_id in [f"{family}-Model" for family in FAMILIES] + list(EXTRA_MODELS):
+        program = load_program(converted(model_id, "fp16"))
         warnings = scan_constants(program, "fp16")
         hazards = [w for w in warnings if w.kind != "subnormal"]
-        assert hazards == [], f"{family}: {hazards}"
+        assert hazards == [], f"{model_id}: {hazards}"
         assert all(w.used_by and all(".epsilon" in use for use in w.used_by) for w in warnings), warnings

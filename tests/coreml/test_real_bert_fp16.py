@@ -68,13 +68,14 @@ def test_class_probabilities_of_the_fp16_program(checkpoint):
         hf.classifier.bias.copy_(torch.randn(hf.classifier.bias.shape, generator=generator) * 0.5)
         expected = hf(input_ids=inputs[0].long(), attention_mask=inputs[1].long()).logits.softmax(-1)
     (logits,) = _run_program(ane_models.optimize(hf), inputs)
-    assert_parity(
+    result = assert_parity(
         expected,
         logits.softmax(-1),
         min_psnr_db=thresholds.COREML_FP16_REAL_PROBABILITIES_PSNR_DB,
         name="all-MiniLM-L6-v2 + seeded classifier: class probabilities [fp16 program, MIL fp16 storage]",
         context=f"{len(SENTENCES)} sentences padded to {SEQ}",
     )
+    print(f"class probabilities: {result.describe()}")
 
 
 def test_hidden_states_of_the_fp16_program(checkpoint):
@@ -87,10 +88,11 @@ def test_hidden_states_of_the_fp16_program(checkpoint):
     hidden, _pooled = _run_program(ane_models.optimize(hf), inputs)
     hidden = ane_models.hidden_states_to_bsc(hidden)
     real = inputs[1].bool()  # padded positions carry no meaning in either model
-    assert_parity(
+    result = assert_parity(
         expected[real],
         hidden[real],
         min_psnr_db=thresholds.COREML_FP16_REAL_HIDDEN_PSNR_DB,
         name="all-MiniLM-L6-v2 last hidden state at real tokens [fp16 program, MIL fp16 storage]",
         context=f"{len(SENTENCES)} sentences padded to {SEQ}",
     )
+    print(f"hidden states: {result.describe()}")

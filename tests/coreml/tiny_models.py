@@ -1,4 +1,7 @@
-"""Tiny seeded models of every family and head, and their inputs, shared by the Core ML tests."""
+"""Tiny seeded models of every family and head, and their inputs, shared by the Core ML tests.
+
+Models are named by id: "family-head" for the ``ane_models`` of every transformers family and head, plus
+the reference encoder-decoder ``TransformerANE`` and query-chunked models (``EXTRA_MODELS``)."""
 
 from __future__ import annotations
 
@@ -82,6 +85,64 @@ def model_inputs(family: str, head: str) -> tuple[torch.Tensor, ...]:
     if family == "distilbert":
         return ids, mask
     return ids, mask, torch.zeros_like(ids)
+
+
+# The reference Transformer: d_model 32, 4 heads, 2 + 2 layers, source 12 and target 10 long (neither a
+# multiple of the chunk size), batch 2 with padding in the second row of both.
+REFERENCE = dict(d_model=32, nhead=4, layers=2, feedforward=48, source=12, target=10)
+CHUNK = 4  # query_chunk_size of the chunked models: SEQ 16 -> 4 chunks, the reference's 12 / 10 -> 3
+
+
+@functools.cache
+def reference_transformer(query_chunk_size: int | None = None) -> torch.nn.Module:
+    torch.manual_seed(11)
+    baseline = torch.nn.Transformer(
+        REFERENCE["d_model"],
+        REFERENCE["nhead"],
+        REFERENCE["layers"],
+        REFERENCE["layers"],
+        REFERENCE["feedforward"],
+        dropout=0.0,
+        batch_first=True,
+    ).eval()
+    return ane_models.reference.from_torch_transformer(baseline, query_chunk_size=query_chunk_size)
+
+
+def reference_inputs() -> tuple[torch.Tensor, ...]:
+    """src, tgt in (B, C, 1, S); int32 key-padding masks (1 = padding) for source, target and memory."""
+    generator = torch.Generator().manual_seed(5)
+    src = torch.randn(BATCH, REFERENCE["d_model"], 1, REFERENCE["source"], generator=generator)
+    tgt = torch.randn(BATCH, REFERENCE["d_model"], 1, REFERENCE["target"], generator=generator)
+    src_mask = torch.zeros(BATCH, REFERENCE["source"], dtype=torch.int32)
+    src_mask[1, 9:] = 1
+    tgt_mask = torch.zeros(BATCH, REFERENCE["target"], dtype=torch.int32)
+    tgt_mask[1, 7:] = 1
+    return src, tgt, src_mask, tgt_mask, src_mask.clone()
+
+
+@functools.cache
+def chunked_distilbert() -> torch.nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ane_models.optimize(hf_model("distilbert", "Model"), query_chunk_size=CHUNK)
+
+
+EXTRA_MODELS = {
+    "reference-Transformer": (lambda: reference_transformer(), reference_inputs),
+    "reference-Transformer-query_chunked": (lambda: reference_transformer(CHUNK), reference_inputs),
+    "distilbert-Model-query_chunked": (chunked_distilbert, lambda: model_inputs("distilbert", "Model")),
+}
+FAMILY_MODELS = [f"{family}-{head}" for family in FAMILIES for head in HEADS]
+ALL_MODELS = FAMILY_MODELS + list(EXTRA_MODELS)
+
+
+def model_under_test(model_id: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """The torch model of ``model_id`` (an id of ``ALL_MODELS``) and its example inputs."""
+    if model_id in EXTRA_MODELS:
+        build, inputs = EXTRA_MODELS[model_id]
+        return build(), inputs()
+    family, head = model_id.split("-")
+    return ane_model(family, head), model_inputs(family, head)
 
 
 def input_dict(mlmodel, inputs) -> dict:
