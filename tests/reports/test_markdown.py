@@ -47,6 +47,20 @@ def test_values_of_every_kind_are_shown_as_stored(value, shown):
     assert rows[0][2] == shown
 
 
+def test_a_measured_figure_shows_its_caveat():
+    check = {
+        "name": "speedup_vs_baseline",
+        "metric": "latency ratio",
+        "value": 2.5,
+        "threshold": 2.0,
+        "passed": True,
+        "measured": True,
+        "reason": "the baseline's median did not settle within the time budget",
+    }
+    rows = table_after(render_markdown(sample_report(checks=[check])), "## Checks")
+    assert rows[0][2] == "2.5 (the baseline's median did not settle within the time budget)"
+
+
 def test_details_become_tables():
     text = render_markdown(sample_report(speedup_measured=True))
     assert table_after(text, "## Parity per layer") == [

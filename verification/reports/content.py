@@ -28,17 +28,23 @@ def value_text(value) -> str:
 
 
 def checks_rows(report: dict) -> list[tuple[str, str, str, str, str]]:
-    """(name, metric, value, threshold, verdict) per check; the reason stands in for a missing value."""
+    """(name, metric, value, threshold, verdict) per check; the reason stands in for a missing value,
+    and follows a measured one as its caveat (a median that did not settle, say)."""
     return [
         (
             c["name"],
             c["metric"],
-            value_text(c["value"]) if c["measured"] else c.get("reason", ""),
+            _value_with_caveat(c) if c["measured"] else c.get("reason", ""),
             value_text(c["threshold"]),
             verdict(c),
         )
         for c in report["checks"]
     ]
+
+
+def _value_with_caveat(check: dict) -> str:
+    caveat = check.get("reason")
+    return value_text(check["value"]) + (f" ({caveat})" if caveat else "")
 
 
 def threshold_of(report: dict, name: str):
