@@ -193,19 +193,19 @@ class _StoredAs(Mapping):
     """``values`` (name -> tensor) as ``executor`` stores each variable, converted on access."""
 
     def __init__(self, executor: MILExecutor, values: dict):
-        self.executor, self.values = executor, values
+        self._executor, self._values = executor, values
 
     def __getitem__(self, name):
-        return self.executor.stored(name, self.values[name])
+        return self._executor.stored(name, self._values[name])
 
     def __contains__(self, name):
-        return name in self.values
+        return name in self._values
 
     def __iter__(self):
-        return iter(self.values)
+        return iter(self._values)
 
     def __len__(self):
-        return len(self.values)
+        return len(self._values)
 
 
 def _rank(own_psnr_db: float) -> float:
