@@ -128,31 +128,25 @@ def placement_checks(summary: PlacementSummary, *, strict: bool = False) -> list
         )
         fallback = replace(fallback, reason=f"off the Neural Engine: {listed}")
     allowed = ", ".join(summary.allowed_fallback_op_types) or "none"
-    if summary.ane_op_share is None:
-        share = not_measured(
+
+    def share_check(name: str, value: float | None, missing: str) -> Check:
+        if value is None:
+            return not_measured(name, METRICS[name], limits[name], missing, strict=strict)
+        return at_least(name, METRICS[name], value, limits[name])
+
+    return [
+        share_check(
             "ane_op_share",
-            METRICS["ane_op_share"],
-            limits["ane_op_share"],
+            summary.ane_op_share,
             f"the compute plan holds no ops other than the allowed fallbacks ({allowed})",
-            strict=strict,
-        )
-    else:
-        share = at_least(
-            "ane_op_share", METRICS["ane_op_share"], summary.ane_op_share, limits["ane_op_share"]
-        )
-    if summary.ane_cost_share is None:
-        cost = not_measured(
+        ),
+        share_check(
             "ane_cost_share",
-            METRICS["ane_cost_share"],
-            limits["ane_cost_share"],
+            summary.ane_cost_share,
             f"the compute plan gave no cost estimate for any op other than the allowed fallbacks ({allowed})",
-            strict=strict,
-        )
-    else:
-        cost = at_least(
-            "ane_cost_share", METRICS["ane_cost_share"], summary.ane_cost_share, limits["ane_cost_share"]
-        )
-    return [share, cost, fallback]
+        ),
+        fallback,
+    ]
 
 
 @dataclass
