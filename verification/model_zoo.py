@@ -9,6 +9,8 @@ architectures of distilbert-base-uncased, bert-base-uncased and roberta-base; ``
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,10 @@ class TransformerBaseline(torch.nn.Module):
     """``torch.nn.Transformer`` called the way the ANE ``reference`` model is: (src, tgt) in
     (B, C, 1, S), torch-style padding masks (1 = pad), a causal target mask; returns (B, S, C).
 
-    The baseline's own layers run without torch's fused fast path (``torch.backends.mha``): the fast
-    path's ``_transformer_encoder_layer_fwd`` has no coremltools converter, and what it computes is
-    the same math as the documented slow path."""
+    Run and convert it inside ``without_fast_path()``: torch's fused fast path
+    (``_transformer_encoder_layer_fwd``) has no coremltools converter, and computes the same math as
+    the documented slow path. (The switch cannot sit in ``forward``: torch 2.7's ``torch.export``
+    refuses to trace ``set_fastpath_enabled``.)"""
 
     def __init__(self, transformer: torch.nn.Transformer):
         super().__init__()
@@ -63,21 +66,27 @@ class TransformerBaseline(torch.nn.Module):
         # not convert
         positions = torch.cumsum(torch.ones_like(tgt_key_padding_mask[0]), dim=0)
         causal = (positions[None, :] > positions[:, None]).to(src.dtype) * torch.finfo(src.dtype).min
-        previous = torch.backends.mha.get_fastpath_enabled()
-        torch.backends.mha.set_fastpath_enabled(False)
-        try:
-            return self.transformer(
-                from_bc1s(src),
-                from_bc1s(tgt),
-                tgt_mask=causal,
-                tgt_is_causal=True,
-                # float masks like the causal one (torch deprecates mixing bool and float masks)
-                src_key_padding_mask=_padding_bias(src_key_padding_mask, src.dtype),
-                tgt_key_padding_mask=_padding_bias(tgt_key_padding_mask, src.dtype),
-                memory_key_padding_mask=_padding_bias(memory_key_padding_mask, src.dtype),
-            )
-        finally:
-            torch.backends.mha.set_fastpath_enabled(previous)
+        return self.transformer(
+            from_bc1s(src),
+            from_bc1s(tgt),
+            tgt_mask=causal,
+            tgt_is_causal=True,
+            # float masks like the causal one (torch deprecates mixing bool and float masks)
+            src_key_padding_mask=_padding_bias(src_key_padding_mask, src.dtype),
+            tgt_key_padding_mask=_padding_bias(tgt_key_padding_mask, src.dtype),
+            memory_key_padding_mask=_padding_bias(memory_key_padding_mask, src.dtype),
+        )
+
+
+@contextmanager
+def without_fast_path() -> Iterator[None]:
+    """torch.nn's fused Transformer fast path switched off (``torch.backends.mha``), restored after."""
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
 
 
 def _padding_bias(padding: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

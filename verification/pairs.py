@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from ane_layers import from_bc1s, porting, to_bc1s
 from ane_layers.feed_forward import make_activation
 
 from . import strategies as s
+from .model_zoo import without_fast_path
 
 
 @dataclass(frozen=True)
@@ -416,13 +418,9 @@ def _run_torch_encoder_layer(m: nn.Module, i: dict) -> torch.Tensor:
     # torch (2.7 to 2.13 at least) flags any nn.GELU as "gelu" for the encoder layer's fused fast path,
     # which then computes exact GELU for a GELU(approximate="tanh") module (88 dB off its own slow
     # path): the baseline is the module's documented math, so tanh GELU runs without the fast path.
-    fast_path = not (isinstance(m.activation, nn.GELU) and m.activation.approximate == "tanh")
-    previous = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(fast_path and previous)
-    try:
+    tanh_gelu = isinstance(m.activation, nn.GELU) and m.activation.approximate == "tanh"
+    with without_fast_path() if tanh_gelu else nullcontext():
         return m(x, src_mask=mask, src_key_padding_mask=padding, is_causal=causal)
-    finally:
-        torch.backends.mha.set_fastpath_enabled(previous)
 
 
 register(

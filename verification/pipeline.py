@@ -156,7 +156,8 @@ def _run_baseline(ctx: Context) -> tuple:
     pair = ctx.pair
     with torch.no_grad():
         if pair.family == "reference":
-            return (model_zoo.TransformerBaseline(pair.baseline)(*ctx.inputs),)
+            with model_zoo.without_fast_path():
+                return (model_zoo.TransformerBaseline(pair.baseline)(*ctx.inputs),)
         from .coreml import BaselineForConversion
 
         return tuple(BaselineForConversion(pair.baseline)(*[x.long() for x in ctx.inputs]))
@@ -238,7 +239,7 @@ def convert(ctx: Context) -> None:
     else:
         baseline, exporter = BaselineForConversion(ctx.pair.baseline), "trace"
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), model_zoo.without_fast_path():
             warnings.simplefilter("ignore")
             base_ml = to_coreml(baseline, ctx.inputs, precision=o.precision, exporter=exporter)
         ctx.baseline_path = save(base_ml, ctx.staging / f"HuggingFace_baseline_{stem}.mlpackage")
