@@ -105,8 +105,14 @@ def _check(name: str, metric: str, value, ctx: Context, reason: str | None = Non
 
 def _adopt(check, ctx: Context) -> dict:
     """A ``verification.checks.Check`` from the readiness, speed-up and placement modules, re-judged
-    against the run's thresholds."""
-    return _check(check.name, check.metric, check.value, ctx, reason=None if check.measured else check.reason)
+    against the run's thresholds. A measured check keeps its reason as a caveat (a median that did not
+    settle, the ops that left the Neural Engine)."""
+    if not check.measured:
+        return _check(check.name, check.metric, check.value, ctx, reason=check.reason)
+    judged = _check(check.name, check.metric, check.value, ctx)
+    if check.reason:
+        judged["reason"] = check.reason
+    return judged
 
 
 # ---- stages -------------------------------------------------------------------------------------------
@@ -322,11 +328,12 @@ def _attention_blocks(ctx: Context) -> int | None:
 def readiness(ctx: Context) -> None:
     from .readiness import analyze, compare, readiness_checks
 
-    optimized = analyze(str(ctx.package), label="optimized", num_layers=_attention_blocks(ctx))
+    layers = _attention_blocks(ctx)
+    optimized = analyze(str(ctx.package), label="optimized", num_layers=layers)
     ctx.checks.extend(_adopt(c, ctx) for c in readiness_checks(optimized))
     ctx.details["op_counts"] = {"optimized": dict(optimized.op_counts)}
     if ctx.baseline_path is not None:
-        baseline = analyze(str(ctx.baseline_path), label="baseline", num_layers=_attention_blocks(ctx))
+        baseline = analyze(str(ctx.baseline_path), label="baseline", num_layers=layers)
         ctx.details["op_counts"]["baseline"] = dict(baseline.op_counts)
         ctx.details["readiness"] = compare(baseline, optimized).to_dict()
     else:
@@ -357,11 +364,7 @@ def speedup_and_placement(ctx: Context) -> None:
             baseline_unavailable=ctx.baseline_error,
         )
     speed_checks, timings = speed.checks, speed.to_dict()["timings"]
-    adopted = [_adopt(c, ctx) for c in speed_checks]
-    for judged, check in zip(adopted, speed_checks, strict=True):
-        if check.measured and check.reason:  # a caveat on a measured ratio: a median that did not settle
-            judged["reason"] = check.reason
-    ctx.checks.extend([*adopted, *(_adopt(c, ctx) for c in placement.checks)])
+    ctx.checks.extend(_adopt(c, ctx) for c in [*speed_checks, *placement.checks])
     unmeasured = [c for c in speed_checks if not c.measured]
     ctx.details["speedup"] = {
         "measured": bool(timings),

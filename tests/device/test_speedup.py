@@ -451,3 +451,20 @@ def test_distilbert_base_speedup_on_this_mac(seq_len, batch_size, tmp_path):
     skipped = enforce(report.checks, category=SpeedupNotMeasured)
     if skipped:
         pytest.skip("; ".join(c.reason for c in skipped))
+
+
+def test_the_pipeline_keeps_a_measured_checks_caveat_and_judges_it_by_the_runs_threshold(tmp_path):
+    from dataclasses import replace
+
+    from verification.checks import at_least
+    from verification.pipeline import _adopt
+
+    ctx = pipeline_context(tmp_path, strict=False)
+    ctx.options.overrides = {"speedup_vs_baseline": 3.0}
+    unsettled = replace(at_least("speedup_vs_baseline", "ratio", 2.5, 2.0), reason="median not stable")
+
+    judged = _adopt(unsettled, ctx)
+
+    assert judged["measured"] is True and judged["reason"] == "median not stable"
+    assert judged["threshold"] == 3.0 and judged["passed"] is False
+    assert "reason" not in _adopt(at_least("speedup_vs_baseline", "ratio", 2.5, 2.0), ctx)
