@@ -67,6 +67,9 @@ def test_run_writes_the_package_and_three_reports(finished_run):
     assert by_name["coreml_parity_psnr_db"]["passed"] is True
     assert by_name["speedup_vs_baseline"]["measured"] is False and by_name["speedup_vs_baseline"]["reason"]
     assert [s["name"] for s in report["details"]["stages"]][0] == "build baseline and optimized model"
+    # the reports say "worst first": the figures shown are the ones the ops are ranked by
+    shown = [op["psnr_db"] for op in report["details"]["fp16_precision"]]
+    assert shown and shown == sorted(shown), shown
 
 
 def test_gate_exit_code_flips_when_a_threshold_passes_the_measured_value(finished_run, capsys):
