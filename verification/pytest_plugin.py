@@ -1,7 +1,7 @@
 """pytest plugin (entry point ``ane_verify``): markers, device and backend fixtures, and ``--ane-report``.
 
 ``--ane-report PATH`` writes a ``report.json`` in the same schema as ``ane-verify run`` (see
-``verification.reports.schema``): one check per test area (``tests/<area>``: failed tests, threshold
+``verification.release.reports.schema``): one check per test area (``tests/<area>``: failed tests, threshold
 0) and one for the whole run, so a ``tox`` run gates a release the same way the command does.
 """
 
@@ -54,8 +54,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def device_spec():
-    """The detected device (``verification.device.DeviceSpec``): chip, OS, in-spec flag, Core ML runtime."""
-    from verification.device import detect
+    """The detected device (``verification.ondevice.device.DeviceSpec``): chip, OS, in spec, Core ML."""
+    from verification.ondevice.device import detect
 
     return detect()
 
@@ -94,7 +94,7 @@ class ReportCollector:
 
     def pytest_sessionfinish(self, session, exitstatus):
         from verification.coreml import resolve_backend
-        from verification.reports.schema import environment_section, seal, write_json_atomically
+        from verification.release.reports.schema import environment_section, seal, write_json_atomically
 
         checks = [
             _failures_check(f"pytest_{area}_failures", f"failed tests in tests/{area}", counts)

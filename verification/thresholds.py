@@ -38,7 +38,7 @@ COREML_FP16_REAL_HIDDEN_PSNR_DB = 70.0
 
 # ---------------------------------------------------------------------------------------------------
 # Device-gated speed-up, ANE placement and static ANE readiness
-# (verification.speedup, verification.placement, verification.readiness; check names in
+# (verification.ondevice.speedup, verification.ondevice.placement, verification.readiness; check names in
 # verification.checks)
 # ---------------------------------------------------------------------------------------------------
 # Speed-up gates: optimized over baseline DistilBERT latency (speedup_vs_baseline).

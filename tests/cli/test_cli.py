@@ -10,8 +10,8 @@ import pytest
 import torch
 import transformers
 
-from verification.cli import main
-from verification.reports.schema import read
+from verification.release.cli import main
+from verification.release.reports.schema import read
 
 pytestmark = pytest.mark.coreml
 
@@ -172,7 +172,7 @@ def test_output_directory_that_is_a_file_or_cannot_be_created(tiny_checkpoint, t
 def test_a_failure_mid_run_leaves_the_output_directory_as_it_was(
     tiny_checkpoint, tmp_path, capsys, monkeypatch
 ):
-    from verification import pipeline
+    from verification.release import pipeline
 
     out = tmp_path / "out"
     out.mkdir()
@@ -288,8 +288,8 @@ def test_reference_run_converts_its_baseline_with_the_same_inputs(tmp_path, monk
     path) with the optimized model's input names, and copies are judged per attention block (a decoder
     layer has two)."""
     from ane_models.reference import from_torch_transformer
-    from verification import model_zoo
     from verification.coreml import load
+    from verification.release import model_zoo
 
     torch.manual_seed(0)
     transformer = torch.nn.Transformer(

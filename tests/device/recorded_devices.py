@@ -4,7 +4,7 @@ Each device is a ``PlatformInfo`` and a table argv -> stdout; a command missing 
 (as ``sysctl`` does for an unknown oid on Intel Macs).
 """
 
-from verification.device import PlatformInfo
+from verification.ondevice.device import PlatformInfo
 
 SW_VERS_VERSION = ("sw_vers", "-productVersion")
 SW_VERS_BUILD = ("sw_vers", "-buildVersion")

@@ -9,16 +9,12 @@ import sys
 import pytest
 from recorded_devices import recorded
 
-from verification.device import (
-    CHIPS,
+from verification.ondevice.chips import CHIPS, chip_generation, ipad_chip, iphone_chip, is_in_spec
+from verification.ondevice.device import (
     PlatformInfo,
-    chip_generation,
     compute_plan_gate,
     detect,
     fingerprint,
-    ipad_chip,
-    iphone_chip,
-    is_in_spec,
     measurement_gate,
     subprocess_runner,
 )

@@ -14,8 +14,8 @@ from recorded_devices import recorded
 
 from verification import thresholds
 from verification.checks import CheckFailed, enforce
-from verification.device import NotAvailableHere, compute_plan_gate, detect
-from verification.placement import (
+from verification.ondevice.device import NotAvailableHere, compute_plan_gate, detect
+from verification.ondevice.placement import (
     CPU,
     GPU,
     NEURAL_ENGINE,

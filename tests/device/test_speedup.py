@@ -13,8 +13,8 @@ from recorded_devices import recorded
 
 from verification import thresholds
 from verification.checks import CheckFailed, enforce
-from verification.device import NotAvailableHere, PlatformInfo, detect, measurement_gate
-from verification.speedup import (
+from verification.ondevice.device import NotAvailableHere, PlatformInfo, detect, measurement_gate
+from verification.ondevice.speedup import (
     STRICT_ENV,
     SpeedupNotMeasured,
     TimingStats,
@@ -344,10 +344,10 @@ def test_this_machine_reports_not_measured_with_the_reason(monkeypatch):
 
 
 def pipeline_context(tmp_path, *, strict: bool):
-    """A ``verification.pipeline`` context at the speed-up stage, after the baseline failed to convert."""
+    """A ``verification.release.pipeline`` context at the speed-up stage, after the baseline failed."""
     import torch
 
-    from verification.pipeline import Context, RunOptions
+    from verification.release.context import Context, RunOptions
 
     ctx = Context(RunOptions("distilbert", seq_len=16, batch_size=1, strict=strict), staging=tmp_path)
     ctx.optimized_path = tmp_path / "opt.mlpackage"
@@ -360,10 +360,11 @@ def pipeline_context(tmp_path, *, strict: bool):
 def test_pipeline_records_the_baseline_ratio_as_not_measured_when_the_baseline_did_not_convert(
     tmp_path, strict, monkeypatch
 ):
-    from verification.pipeline import speedup_and_placement
+    from verification.release.stages import speedup_and_placement
 
-    monkeypatch.setattr("verification.speedup.detect", lambda: detect(run=None, platform_info=LINUX))
-    monkeypatch.setattr("verification.placement.detect", lambda: detect(run=None, platform_info=LINUX))
+    monkeypatch.setattr("verification.ondevice.speedup.detect", lambda: detect(run=None, platform_info=LINUX))
+    linux = lambda: detect(run=None, platform_info=LINUX)  # noqa: E731
+    monkeypatch.setattr("verification.ondevice.placement.detect", linux)
     ctx = pipeline_context(tmp_path, strict=strict)
     speedup_and_placement(ctx)
     checks = {c["name"]: c for c in ctx.checks}
@@ -374,11 +375,12 @@ def test_pipeline_records_the_baseline_ratio_as_not_measured_when_the_baseline_d
 
 
 def test_pipeline_still_measures_the_ane_ratios_without_a_baseline(tmp_path, monkeypatch):
-    from verification import speedup
-    from verification.pipeline import speedup_and_placement
+    from verification.ondevice import speedup
+    from verification.release.stages import speedup_and_placement
 
-    monkeypatch.setattr("verification.speedup.detect", in_spec_mac)
-    monkeypatch.setattr("verification.placement.detect", lambda: detect(run=None, platform_info=LINUX))
+    monkeypatch.setattr("verification.ondevice.speedup.detect", in_spec_mac)
+    linux = lambda: detect(run=None, platform_info=LINUX)  # noqa: E731
+    monkeypatch.setattr("verification.ondevice.placement.detect", linux)
     fake = fake_measure({("opt", "CPU_AND_NE"): 4.0, ("opt", "CPU_ONLY"): 12.0, ("opt", "CPU_AND_GPU"): 8.0})
     monkeypatch.setitem(speedup.speedup_checks.__kwdefaults__, "measure", fake)
     monkeypatch.setitem(speedup.speedup_checks.__kwdefaults__, "compiler", FakeCompiler())
@@ -457,14 +459,14 @@ def test_the_pipeline_keeps_a_measured_checks_caveat_and_judges_it_by_the_runs_t
     from dataclasses import replace
 
     from verification.checks import at_least
-    from verification.pipeline import _adopt
+    from verification.release.context import adopted_check
 
     ctx = pipeline_context(tmp_path, strict=False)
     ctx.options.overrides = {"speedup_vs_baseline": 3.0}
     unsettled = replace(at_least("speedup_vs_baseline", "ratio", 2.5, 2.0), reason="median not stable")
 
-    judged = _adopt(unsettled, ctx)
+    judged = adopted_check(unsettled, ctx)
 
     assert judged["measured"] is True and judged["reason"] == "median not stable"
     assert judged["threshold"] == 3.0 and judged["passed"] is False
-    assert "reason" not in _adopt(at_least("speedup_vs_baseline", "ratio", 2.5, 2.0), ctx)
+    assert "reason" not in adopted_check(at_least("speedup_vs_baseline", "ratio", 2.5, 2.0), ctx)

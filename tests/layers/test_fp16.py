@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from ane_layers import MASK_SENTINEL, LayerNormANE, MultiHeadAttentionANE, from_bc1s, porting, to_bc1s
+from verification.equivalence.pairs import randomize_parameters
 from verification.metrics import parity
-from verification.pairs import randomize_parameters
 
 
 def _ln_pair(eps: float, clip=None):

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from verification import thresholds
-from verification.equivalence import check_pair
-from verification.pairs import REGISTRY
+from verification.equivalence.pairs import REGISTRY
+from verification.equivalence.runner import check_pair
 
 PAIRS = sorted(REGISTRY)
 

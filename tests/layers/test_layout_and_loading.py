@@ -16,7 +16,7 @@ from ane_layers import (
     key_padding_mask_to_bias,
     to_bc1s,
 )
-from verification import strategies as s
+from verification.equivalence import strategies as s
 
 
 @given(s.batch_sizes(), s.sequence_lengths(64), st.integers(1, 64), s.seeds())

@@ -8,8 +8,8 @@ from torch.nn import functional as F
 
 import ane_layers.attention as attention_module
 from ane_layers import LayerNormANE, LinearANE
-from verification.equivalence import check_pair
-from verification.pairs import REGISTRY
+from verification.equivalence.pairs import REGISTRY
+from verification.equivalence.runner import check_pair
 
 # Find a counterexample without shrinking it: the point is that one exists.
 FIND = settings(

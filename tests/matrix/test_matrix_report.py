@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from verification.reports.schema import seal, write_json_atomically
+from verification.release.reports.schema import seal, write_json_atomically
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("matrix_report", ROOT / "scripts" / "matrix_report.py")

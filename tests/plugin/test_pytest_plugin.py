@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from verification.reports.schema import read
+from verification.release.reports.schema import read
 
 INNER_TESTS = """
 import pytest

@@ -1,6 +1,6 @@
 """Sample reports in the report.json schema, built by hand so every rendering can be checked."""
 
-from verification.reports.schema import seal
+from verification.release.reports.schema import seal
 
 HOSTILE = "<script>alert('x')</script> & <b>|pipe|</b> `tick` \x1b[31m"
 DETAIL_KEYS = (

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from markdown_tables import table_after
 from sample_reports import sample_report
 
-from verification.reports.render_html import render_html
-from verification.reports.render_junit import render_junit
-from verification.reports.render_markdown import render_markdown
+from verification.release.reports.render_html import render_html
+from verification.release.reports.render_junit import render_junit
+from verification.release.reports.render_markdown import render_markdown
 
 ANY_TEXT = st.text(min_size=1, max_size=40)
 

@@ -13,8 +13,8 @@ from html_structure import svg_bar_counts
 from png_pixels import read_rgb
 from sample_reports import LAYER_PARITY, sample_report
 
-from verification.reports.plots import FAIL, PASS
-from verification.reports.write import write_reports
+from verification.release.reports.plots import FAIL, PASS
+from verification.release.reports.write import write_reports
 
 CHROMIUM = next((path for name in ("chromium", "chromium-browser") if (path := shutil.which(name))), None)
 TIMEOUT_SECONDS = 60

@@ -14,8 +14,8 @@ from sample_reports import (
     sample_report,
 )
 
-from verification.reports.plots import FAIL, PASS, _ticks
-from verification.reports.render_html import render_html
+from verification.release.reports.plots import FAIL, PASS, _ticks
+from verification.release.reports.render_html import render_html
 
 PLOT_TITLES = {
     "layer_parity": "Parity per layer",

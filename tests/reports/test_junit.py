@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 from sample_reports import HOSTILE, sample_report
 
-from verification.reports.render_junit import render_junit
+from verification.release.reports.render_junit import render_junit
 
 
 def _suite(report):

@@ -6,7 +6,7 @@ import pytest
 from markdown_tables import table_after
 from sample_reports import DETAIL_KEYS, HOSTILE, sample_report
 
-from verification.reports.render_markdown import render_markdown
+from verification.release.reports.render_markdown import render_markdown
 
 
 def test_the_verdict_and_the_summary_come_first():

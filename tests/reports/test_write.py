@@ -7,9 +7,9 @@ import stat
 import pytest
 from sample_reports import sample_report
 
-from verification.reports import schema
-from verification.reports import write as write_module
-from verification.reports.write import write_reports
+from verification.release.reports import schema
+from verification.release.reports import write as write_module
+from verification.release.reports.write import write_reports
 
 REPORT_FILES = ["junit.xml", "report.html", "report.json", "report.md"]
 

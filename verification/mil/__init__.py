@@ -1,6 +1,7 @@
 """Reference executor for Core ML ML Programs (MIL), so converted models can be checked on any platform."""
 
-from .executor import MODES, InputError, MILExecutor, OpInfo, UnsupportedOpError
+from .executor import MODES, MILExecutor, OpInfo, UnsupportedOpError
+from .inputs import InputError
 from .kernels import KERNELS
 from .program import ProgramLoadError, load_program
 

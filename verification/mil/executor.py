@@ -18,6 +18,7 @@ import torch
 from coremltools.converters.mil.mil import Program, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
+from .inputs import InputSpec, check_input_names, validated_array
 from .kernels import KERNELS
 from .program import load_program
 
@@ -33,10 +34,6 @@ class UnsupportedOpError(NotImplementedError):
     """The program contains an op this executor has no kernel for."""
 
 
-class InputError(ValueError):
-    """``run`` was given inputs that do not match the program's inputs."""
-
-
 @dataclass(frozen=True)
 class OpInfo:
     """Where an op sits: its position among the function's operations, its name, type and output names."""
@@ -45,15 +42,6 @@ class OpInfo:
     name: str
     op_type: str
     output_names: tuple
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A function input: its shape (ints, or None for a flexible dimension) and MIL dtype name."""
-
-    name: str
-    shape: tuple
-    dtype: str
 
 
 _TORCH_INT_DTYPES = {
@@ -305,53 +293,14 @@ class MILExecutor:
     # ------------------------------------------------------------------ inputs and outputs
 
     def _check_inputs(self, inputs: Mapping) -> list:
-        if not isinstance(inputs, Mapping):
-            raise InputError(
-                f"inputs must be a mapping of input name to numpy array, got {type(inputs).__name__}"
-            )
-        missing = [name for name in self.inputs if name not in inputs]
-        unexpected = [name for name in inputs if name not in self.inputs]
-        if missing or unexpected:
-            raise InputError(
-                f"input names do not match the program: missing {missing}, unexpected {unexpected}; "
-                f"expected exactly {list(self.inputs)}"
-            )
-        return [self._convert_input(self.inputs[name], inputs[name]) for name in self.inputs]
-
-    def _convert_input(self, spec: InputSpec, value) -> torch.Tensor:
-        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        expected_shape = tuple("flexible" if d is None else d for d in spec.shape)
-        if array.ndim != len(spec.shape) or any(
-            d is not None and d != got for d, got in zip(spec.shape, array.shape, strict=False)
-        ):
-            raise InputError(
-                f"input {spec.name!r}: expected shape {expected_shape} (rank {len(spec.shape)}), "
-                f"received shape {array.shape} (rank {array.ndim})"
-            )
-        if spec.dtype in ("fp16", "fp32"):
-            if array.dtype.kind != "f":
-                raise InputError(
-                    f"input {spec.name!r}: expected a floating-point array ({spec.dtype}), "
-                    f"received dtype {array.dtype}"
-                )
-        elif spec.dtype == "bool":
-            if array.dtype.kind != "b":
-                raise InputError(f"input {spec.name!r}: expected a bool array, received dtype {array.dtype}")
-        else:
-            if array.dtype.kind not in "iu":
-                raise InputError(
-                    f"input {spec.name!r}: expected an integer array ({spec.dtype}), "
-                    f"received dtype {array.dtype}"
-                )
-            info = np.iinfo(np.int32)
-            if array.size and (array.min() < info.min or array.max() > info.max):
-                raise InputError(
-                    f"input {spec.name!r}: values [{array.min()}, {array.max()}] do not fit {spec.dtype}"
-                )
-        var = self.function.inputs[spec.name]
-        if spec.dtype == "fp16" and self.mode != "fp32":
-            array = array.astype(np.float16)
-        return self._to_storage(np.ascontiguousarray(array), var)
+        check_input_names(self.inputs, inputs)
+        converted = []
+        for name, spec in self.inputs.items():
+            array = validated_array(spec, inputs[name])
+            if spec.dtype == "fp16" and self.mode != "fp32":
+                array = array.astype(np.float16)
+            converted.append(self._to_storage(np.ascontiguousarray(array), self.function.inputs[name]))
+        return converted
 
     def _output_array(self, name: str, tensor: torch.Tensor) -> np.ndarray:
         var = self._var_by_name[name]

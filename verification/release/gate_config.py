@@ -10,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from . import thresholds
+from .. import thresholds
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -115,7 +115,7 @@ def cmd_gate(args) -> int:
 
 
 def cmd_device(args) -> int:
-    from .device import compute_plan_gate, detect, fingerprint, measurement_gate
+    from ..ondevice.device import compute_plan_gate, detect, fingerprint, measurement_gate
 
     device = detect()
     speed_blocked, plan_blocked = measurement_gate(device), compute_plan_gate(device)
@@ -135,7 +135,7 @@ def cmd_device(args) -> int:
 
 
 def cmd_layers(args) -> int:
-    from .layer_table import layer_table, render
+    from ..equivalence.layer_table import layer_table, render
 
     if args.examples < 1:
         raise ValueError(f"--examples: expected a positive count, got {args.examples}")

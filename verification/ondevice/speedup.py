@@ -42,7 +42,7 @@ from pathlib import Path
 
 from verification import thresholds
 from verification.checks import Check, SpeedupNotMeasured, at_least, not_measured, warn_not_measured
-from verification.device import DeviceSpec, NotAvailableHere, detect, fingerprint, measurement_gate
+from verification.ondevice.device import DeviceSpec, NotAvailableHere, detect, fingerprint, measurement_gate
 
 STRICT_ENV = "ANE_VERIFY_STRICT"
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")  # coremltools.ComputeUnit names

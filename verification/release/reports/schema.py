@@ -152,7 +152,7 @@ VERSIONED_PACKAGES = ("python", "torch", "coremltools", "transformers", "numpy")
 
 def environment_section() -> dict:
     """``environment``: the device fingerprint and, separately, the library versions behind the numbers."""
-    from verification.device import fingerprint
+    from verification.ondevice.device import fingerprint
 
     device = fingerprint()
     return {"fingerprint": device, "versions": {name: device.get(name) for name in VERSIONED_PACKAGES}}

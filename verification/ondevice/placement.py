@@ -30,8 +30,8 @@ from verification.checks import (
     not_measured,
     warn_not_measured,
 )
-from verification.device import DeviceSpec, NotAvailableHere, compute_plan_gate, detect, fingerprint
-from verification.speedup import COMPUTE_UNITS
+from verification.ondevice.device import DeviceSpec, NotAvailableHere, compute_plan_gate, detect, fingerprint
+from verification.ondevice.speedup import COMPUTE_UNITS
 
 NEURAL_ENGINE, CPU, GPU = "neural_engine", "cpu", "gpu"
 

@@ -1,27 +1,19 @@
-"""``ane-verify run``: the seed tutorial end to end (optimize, trace, convert, save the .mlpackage) and its
-verification, stage by stage, into a sealed report. Every artifact is written to a staging directory
-inside the output directory and moved into place only when the run completes."""
+"""The stages of ``ane-verify run``, in order: each reads and extends the run's ``Context``."""
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
-import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ane_layers import from_bc1s
 
-from . import gate_config, model_zoo
-from .metrics import psnr
+from ..metrics import psnr
+from . import model_zoo
+from .context import Context, adopted_check, judged_check
 
 STAGES = (
     "build baseline and optimized model",
@@ -32,90 +24,6 @@ STAGES = (
     "speed-up and placement",
     "gate",
 )
-
-
-@dataclass
-class RunOptions:
-    model: str | None
-    weights: str | None = None
-    seq_len: int = 128
-    batch_size: int = 1
-    precision: str = "fp16"
-    backend: str = "auto"
-    exporter: str = "trace"
-    out: Path = Path("ane-verify-out")
-    strict: bool = False
-    overrides: dict = field(default_factory=dict)
-
-
-@dataclass
-class Context:
-    options: RunOptions
-    staging: Path
-    built: model_zoo.ModelPair | None = None  # set by the build stage
-    inputs: tuple = ()
-    names: list = field(default_factory=list)
-    checks: list = field(default_factory=list)
-    details: dict = field(default_factory=dict)
-    artifacts: dict = field(default_factory=dict)
-    backend: str = "mil"
-    baseline_reference: tuple = ()
-    optimized_path: Path | None = None
-    baseline_path: Path | None = None
-    baseline_error: str | None = None
-
-    @property
-    def pair(self) -> model_zoo.ModelPair:
-        if self.built is None:
-            raise RuntimeError("pipeline: a stage ran before the build stage")
-        return self.built
-
-    @property
-    def package(self) -> Path:
-        """The optimized model's saved .mlpackage (from the convert stage on)."""
-        if self.optimized_path is None:
-            raise RuntimeError("pipeline: a stage ran before the convert stage")
-        return self.optimized_path
-
-
-def _check(name: str, metric: str, value, ctx: Context, reason: str | None = None) -> dict:
-    """A check judged against the run's threshold for ``name`` (defaults < pyproject < flags)."""
-    o = ctx.options
-    threshold = o.overrides.get(
-        name,
-        gate_config.default_threshold(
-            name, precision=o.precision, seq_len=o.seq_len, batch_size=o.batch_size
-        ),
-    )
-    raw = {
-        "name": name,
-        "metric": metric,
-        "value": value,
-        "threshold": threshold,
-        "passed": None,
-        "measured": reason is None,
-    }
-    if reason is not None:
-        raw["reason"] = reason
-    judged = gate_config.evaluate(raw, threshold, strict=o.strict)
-    if isinstance(value, float) and not math.isfinite(value):
-        judged["value"] = str(value)
-    return judged
-
-
-def _adopt(check, ctx: Context) -> dict:
-    """A ``verification.checks.Check`` from the readiness, speed-up and placement modules, re-judged
-    against the run's thresholds. A measured check keeps its reason as a caveat (a median that did not
-    settle, the ops that left the Neural Engine)."""
-    if not check.measured:
-        return _check(check.name, check.metric, check.value, ctx, reason=check.reason)
-    judged = _check(check.name, check.metric, check.value, ctx)
-    if check.reason:
-        judged["reason"] = check.reason
-    return judged
-
-
-# ---- stages -------------------------------------------------------------------------------------------
 
 
 def build(ctx: Context) -> None:
@@ -164,7 +72,7 @@ def _run_baseline(ctx: Context) -> tuple:
         if pair.family == "reference":
             with model_zoo.without_fast_path():
                 return (model_zoo.TransformerBaseline(pair.baseline)(*ctx.inputs),)
-        from .coreml import BaselineForConversion
+        from ..coreml import BaselineForConversion
 
         return tuple(BaselineForConversion(pair.baseline)(*[x.long() for x in ctx.inputs]))
 
@@ -184,7 +92,7 @@ def torch_parity(ctx: Context) -> None:
         for ref, out in zip(ctx.baseline_reference, optimized, strict=False)
     ]
     ctx.checks.append(
-        _check(
+        judged_check(
             "torch_parity_psnr_db",
             "min PSNR (dB) of the optimized model's outputs in torch fp32 vs the baseline's, at real tokens",
             min(values),
@@ -227,8 +135,8 @@ def _artifact_stem(ctx: Context) -> str:
 
 
 def convert(ctx: Context) -> None:
-    from .coreml import BaselineForConversion, save
-    from .coreml import convert as to_coreml
+    from ..coreml import BaselineForConversion, save
+    from ..coreml import convert as to_coreml
 
     o = ctx.options
     stem = _artifact_stem(ctx)
@@ -259,12 +167,12 @@ def _input_dict(ctx: Context) -> dict[str, np.ndarray]:
 
 
 def coreml_parity(ctx: Context) -> None:
-    from .coreml import predict, resolve_backend
+    from ..coreml import predict, resolve_backend
 
     o = ctx.options
     ctx.backend = resolve_backend(o.backend)
     outputs = predict(ctx.package, _input_dict(ctx), backend=ctx.backend)
-    from .coreml import load
+    from ..coreml import load
 
     names = [d.name for d in load(ctx.package).get_spec().description.output]
     first = torch.from_numpy(np.asarray(outputs[names[0]])).float()
@@ -279,20 +187,20 @@ def coreml_parity(ctx: Context) -> None:
         metric = (
             "PSNR (dB) of the first output at real tokens: converted program vs the baseline in torch fp32"
         )
-    ctx.checks.append(_check("coreml_parity_psnr_db", f"{metric} ({ctx.backend} backend)", value, ctx))
+    ctx.checks.append(judged_check("coreml_parity_psnr_db", f"{metric} ({ctx.backend} backend)", value, ctx))
     if o.precision == "fp16":
         _fp16_hazards(ctx)
 
 
 def _fp16_hazards(ctx: Context) -> None:
-    from .mil.hazards import find_hazards
+    from ..mil.hazards import find_hazards
 
     report = find_hazards(str(ctx.package), _input_dict(ctx))
     non_finite = sum(1 for p in report.ops_by_precision if p.psnr_db == -math.inf)
     if report.first_non_finite is not None:
         non_finite = max(non_finite, 1)
     ctx.checks.append(
-        _check(
+        judged_check(
             "fp16_non_finite_ops",
             "ops whose fp16 output holds NaN or Inf (first one in details.hazards_text)",
             non_finite,
@@ -301,7 +209,7 @@ def _fp16_hazards(ctx: Context) -> None:
     )
     bad_constants = [w for w in report.constant_warnings if w.kind in ("infinite", "overflow", "underflow")]
     ctx.checks.append(
-        _check(
+        judged_check(
             "fp16_unrepresentable_constants",
             "constants fp16 turns into Inf or 0 (masks at finfo.min, eps below 2**-25)",
             len(bad_constants),
@@ -340,11 +248,11 @@ def _attention_blocks(ctx: Context) -> int | None:
 
 
 def readiness(ctx: Context) -> None:
-    from .readiness import analyze, compare, readiness_checks
+    from ..readiness import analyze, compare, readiness_checks
 
     layers = _attention_blocks(ctx)
     optimized = analyze(str(ctx.package), label="optimized", num_layers=layers)
-    ctx.checks.extend(_adopt(c, ctx) for c in readiness_checks(optimized))
+    ctx.checks.extend(adopted_check(c, ctx) for c in readiness_checks(optimized))
     ctx.details["op_counts"] = {"optimized": dict(optimized.op_counts)}
     if ctx.baseline_path is not None:
         baseline = analyze(str(ctx.baseline_path), label="baseline", num_layers=layers)
@@ -359,8 +267,8 @@ def readiness(ctx: Context) -> None:
 
 
 def speedup_and_placement(ctx: Context) -> None:
-    from .placement import measure_placement
-    from .speedup import speedup_checks
+    from ..ondevice.placement import measure_placement
+    from ..ondevice.speedup import speedup_checks
 
     o = ctx.options
     with warnings.catch_warnings():
@@ -378,7 +286,7 @@ def speedup_and_placement(ctx: Context) -> None:
             baseline_unavailable=ctx.baseline_error,
         )
     speed_checks, timings = speed.checks, speed.to_dict()["timings"]
-    ctx.checks.extend(_adopt(c, ctx) for c in [*speed_checks, *placement.checks])
+    ctx.checks.extend(adopted_check(c, ctx) for c in [*speed_checks, *placement.checks])
     unmeasured = [c for c in speed_checks if not c.measured]
     ctx.details["speedup"] = {
         "measured": bool(timings),
@@ -387,89 +295,4 @@ def speedup_and_placement(ctx: Context) -> None:
     }
 
 
-# What reports.write.write_reports puts in the output directory.
-REPORT_FILES = {
-    "report_json": "report.json",
-    "report_md": "report.md",
-    "report_html": "report.html",
-    "junit_xml": "junit.xml",
-}
 STAGE_FUNCTIONS = (build, torch_parity, convert, coreml_parity, readiness, speedup_and_placement)
-
-
-# ---- the run --------------------------------------------------------------------------------------------
-
-
-def prepare_output(out: Path) -> bool:
-    """Check (and create) the output directory; True if this run created it."""
-    if out.exists() and not out.is_dir():
-        raise model_zoo.ModelInputError(f"--out: {str(out)!r} exists and is not a directory")
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise model_zoo.ModelInputError(f"--out: cannot create {str(out)!r} ({error.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise model_zoo.ModelInputError(f"--out: {str(out)!r} is not writable")
-    return created
-
-
-def run(options: RunOptions, progress: Callable[[int, str, float | None], None] = lambda *a: None) -> dict:
-    """Run every stage; returns the sealed report. Artifacts land in ``options.out`` only on success."""
-    from .reports.schema import environment_section, seal
-
-    out = Path(options.out)
-    created = prepare_output(out)
-    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
-    ctx = Context(options=options, staging=staging)
-    stage_times: list[dict[str, Any]] = []
-    try:
-        for index, (title, stage) in enumerate(zip(STAGES, STAGE_FUNCTIONS, strict=False)):
-            progress(index, title, None)
-            start = time.perf_counter()
-            stage(ctx)
-            stage_times.append({"name": title, "seconds": round(time.perf_counter() - start, 2)})
-            progress(index, title, stage_times[-1]["seconds"])
-        progress(len(STAGES) - 1, STAGES[-1], None)
-        gate_start = time.perf_counter()
-        ctx.details["stages"] = stage_times
-        artifacts = {key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()}
-        report = seal(
-            {
-                "schema_version": 1,
-                "model": ctx.pair.name,
-                "config": {
-                    "seq_len": options.seq_len,
-                    "batch_size": options.batch_size,
-                    "precision": options.precision,
-                    "exporter": options.exporter,
-                    "backend": ctx.backend,
-                },
-                "environment": environment_section(),
-                "checks": ctx.checks,
-                "artifacts": artifacts,
-                "details": ctx.details,
-            }
-        )
-        from .reports.write import write_reports
-
-        write_reports(report, staging)
-        _publish(staging, out)
-        progress(len(STAGES) - 1, STAGES[-1], round(time.perf_counter() - gate_start, 2))
-        return report
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Move every staged artifact into ``out``, replacing older ones of the same name."""
-    for item in staging.iterdir():
-        target = out / item.name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(item, target)

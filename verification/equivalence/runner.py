@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from . import thresholds
-from .metrics import Parity, assert_parity
+from .. import thresholds
+from ..metrics import Parity, assert_parity
 from .pairs import Case, LayerPair
 
 MIN_PSNR_DB = {"fp32": thresholds.LAYER_FP32_PSNR_DB, "fp16": thresholds.LAYER_FP16_PSNR_DB}

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
-from . import thresholds
-from .equivalence import run_pair
-from .metrics import psnr
+from .. import thresholds
+from ..metrics import psnr
 from .pairs import REGISTRY, LayerPair
+from .runner import run_pair
 
 
 @dataclass(frozen=True)

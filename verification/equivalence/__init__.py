@@ -1,0 +1,1 @@
+"""Torch-level equivalence: Hypothesis strategies, the layer-pair registry, running and asserting pairs."""

@@ -1,0 +1,100 @@
+"""``ane-verify run``: the seed tutorial end to end (optimize, trace, convert, save the .mlpackage) and its
+verification, stage by stage, into a sealed report. Every artifact is written to a staging directory
+inside the output directory and moved into place only when the run completes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import model_zoo
+from .context import Context, RunOptions  # noqa: F401 (RunOptions: the run's public options type)
+from .stages import STAGE_FUNCTIONS, STAGES
+
+# What reports.write.write_reports puts in the output directory.
+REPORT_FILES = {
+    "report_json": "report.json",
+    "report_md": "report.md",
+    "report_html": "report.html",
+    "junit_xml": "junit.xml",
+}
+
+
+def prepare_output(out: Path) -> bool:
+    """Check (and create) the output directory; True if this run created it."""
+    if out.exists() and not out.is_dir():
+        raise model_zoo.ModelInputError(f"--out: {str(out)!r} exists and is not a directory")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise model_zoo.ModelInputError(f"--out: cannot create {str(out)!r} ({error.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise model_zoo.ModelInputError(f"--out: {str(out)!r} is not writable")
+    return created
+
+
+def run(options: RunOptions, progress: Callable[[int, str, float | None], None] = lambda *a: None) -> dict:
+    """Run every stage; returns the sealed report. Artifacts land in ``options.out`` only on success."""
+    from .reports.schema import environment_section, seal
+
+    out = Path(options.out)
+    created = prepare_output(out)
+    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
+    ctx = Context(options=options, staging=staging)
+    stage_times: list[dict[str, Any]] = []
+    try:
+        for index, (title, stage) in enumerate(zip(STAGES, STAGE_FUNCTIONS, strict=False)):
+            progress(index, title, None)
+            start = time.perf_counter()
+            stage(ctx)
+            stage_times.append({"name": title, "seconds": round(time.perf_counter() - start, 2)})
+            progress(index, title, stage_times[-1]["seconds"])
+        progress(len(STAGES) - 1, STAGES[-1], None)
+        gate_start = time.perf_counter()
+        ctx.details["stages"] = stage_times
+        artifacts = {key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()}
+        report = seal(
+            {
+                "schema_version": 1,
+                "model": ctx.pair.name,
+                "config": {
+                    "seq_len": options.seq_len,
+                    "batch_size": options.batch_size,
+                    "precision": options.precision,
+                    "exporter": options.exporter,
+                    "backend": ctx.backend,
+                },
+                "environment": environment_section(),
+                "checks": ctx.checks,
+                "artifacts": artifacts,
+                "details": ctx.details,
+            }
+        )
+        from .reports.write import write_reports
+
+        write_reports(report, staging)
+        _publish(staging, out)
+        progress(len(STAGES) - 1, STAGES[-1], round(time.perf_counter() - gate_start, 2))
+        return report
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move every staged artifact into ``out``, replacing older ones of the same name."""
+    for item in staging.iterdir():
+        target = out / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(item, target)
