@@ -180,7 +180,7 @@ class MILExecutor:
                 raise UnsupportedOpError(
                     f"no kernel for MIL op type {op.op_type!r} (op {op.name!r}, "
                     f"position {position} of {total} in function {self.function_name!r}); "
-                    "this executor never guesses: add a kernel in verification/mil/kernels.py"
+                    "this executor never guesses: add a kernel to its op family in verification/mil/kernels/"
                 )
             self._add_op(op, info, kernel)
         self._plan_frees()
