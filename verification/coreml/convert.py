@@ -11,7 +11,7 @@ import coremltools as ct
 import numpy as np
 import torch
 
-from . import passes, torch_ops  # noqa: F401 (torch_ops registers converters on import)
+from . import passes, scopes, torch_ops  # noqa: F401 (torch_ops registers converters on import)
 
 PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}
 EXPORTERS = ("trace", "export")
@@ -61,7 +61,8 @@ def convert(
     is refused there); integer inputs become int32. Outputs take ``output_names``, else the model's
     ``output_names`` attribute if it has one (the ``ane_models`` do), else coremltools' generated names.
     ``precision`` is ``"fp16"`` or ``"fp32"``; ``exporter`` is ``"trace"`` (``torch.jit.trace``) or
-    ``"export"`` (``torch.export``). The model is put in eval mode.
+    ``"export"`` (``torch.export``). The model is put in eval mode. The package's user-defined metadata
+    records the torch module each op comes from (``verification.coreml.scopes.op_modules`` reads it).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -89,6 +90,7 @@ def convert(
             source = torch.jit.trace(model, example_inputs)
         else:
             source = torch.export.export(model, example_inputs).run_decompositions({})
+            handles = scopes.tag_export_nodes(source)
     output_names = output_names if output_names is not None else getattr(model, "output_names", None)
     outputs = [ct.TensorType(name=n) for n in output_names] if output_names else None
     # coremltools logs every pass at INFO/WARNING: quiet during this conversion only.
@@ -96,7 +98,7 @@ def convert(
     previous_level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        return ct.convert(
+        mlmodel = ct.convert(
             source,
             inputs=inputs if exporter == "trace" else None,
             outputs=outputs,
@@ -108,3 +110,6 @@ def convert(
         )
     finally:
         logger.setLevel(previous_level)
+    paths = scopes.module_paths(mlmodel._mil_program, model, handles if exporter == "export" else None)
+    scopes.record(mlmodel, paths)
+    return mlmodel
