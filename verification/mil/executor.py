@@ -52,6 +52,14 @@ _TORCH_INT_DTYPES = {
     types.int32: torch.int32,
     types.int64: torch.int64,
     types.bool: torch.bool,
+    # compressed constants: sub-byte values arrive unpacked, one per element (see kernels/constexpr.py)
+    types.int4: torch.int8,
+    types.uint1: torch.uint8,
+    types.uint2: torch.uint8,
+    types.uint3: torch.uint8,
+    types.uint4: torch.uint8,
+    types.uint6: torch.uint8,
+    types.uint32: torch.int64,
 }
 
 
@@ -171,7 +179,7 @@ class MILExecutor:
         for position, op in enumerate(self.function.operations):
             for var in op.outputs:
                 self._var_by_name[var.name] = var
-            if op.op_type == "const" or op.op_type.startswith("constexpr_"):
+            if op.op_type == "const":
                 self._add_constant_op(op)
                 continue
             info = OpInfo(position, op.name, op.op_type, tuple(v.name for v in op.outputs))
@@ -182,14 +190,17 @@ class MILExecutor:
                     f"position {position} of {total} in function {self.function_name!r}); "
                     "this executor never guesses: add a kernel to its op family in verification/mil/kernels/"
                 )
+            if op.op_type.startswith("constexpr_"):
+                # Compressed weights are decompressed once, here, by the project's own kernels (never by
+                # coremltools' value inference), whether or not other constant ops are folded.
+                self._add_op(op, info, kernel, always_fold=True)
+                continue
             self._add_op(op, info, kernel)
         self._plan_frees()
 
     def _add_constant_op(self, op):
         for var in op.outputs:
             value = var.val
-            if value is None and hasattr(op, "materialized_val_inference"):
-                value = op.materialized_val_inference()
             if isinstance(value, str):  # string attributes (pad_type, mode, ...) stay Python strings
                 self._new_slot(var, value)
             else:
@@ -210,7 +221,7 @@ class MILExecutor:
             return self._upcast_cache[key]
         return value
 
-    def _add_op(self, op, info, kernel):
+    def _add_op(self, op, info, kernel, always_fold=False):
         upcast = self.mode == "fp16_native" and kernel.fp32_accumulate
         fixed, data, attrs, tuples = {}, [], [], []
         all_constant = True
@@ -248,7 +259,7 @@ class MILExecutor:
         call = kernel
         if upcast and (data or tuples):
             call = _upcasting(kernel)
-        if all_constant and self.fold_constants:
+        if all_constant and (self.fold_constants or always_fold):
             self._fold(op, info, call, fixed, finishers)
             return
         out_slots = tuple(self._new_slot(var) for var in op.outputs)

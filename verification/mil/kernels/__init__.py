@@ -5,6 +5,7 @@ Importing this package imports every family, so ``KERNELS`` holds every kernel.
 
 from . import (  # noqa: F401 (each module registers its kernels on import)
     activation,
+    constexpr,
     elementwise_binary,
     elementwise_unary,
     linear,
