@@ -13,6 +13,11 @@ whose first element means what the transformers model's first output means with
 ``return_dict=False``; head outputs have transformers' shapes. Hidden states of the base models are
 in the ANE layout (B, C, 1, S): ``hidden_states_to_bsc`` turns them into transformers' (B, S, C).
 
+Causal LMs of the Llama family (``llama``, ``qwen2``, ``qwen3``: the ``...Model`` and ``...ForCausalLM``
+classes) come with a fixed-capacity KV cache; ``optimize`` then takes ``cache_capacity``,
+``prefill_length`` and ``batch_size``, and ``generate(model, input_ids, max_new_tokens,
+attention_mask)`` decodes greedily (see ``ane_models.llama`` and ``ane_models.generation``).
+
 ``ane_models.reference`` holds the standalone encoder-decoder ``TransformerANE``.
 """
 
@@ -23,20 +28,24 @@ from torch import nn
 
 from ane_layers import from_bc1s
 
-from . import bert, distilbert, reference, roberta
+from . import bert, distilbert, llama, reference, roberta
 from .common import (
     FP16_SAFE_LAYER_NORM_EPS,
     ANEConfig,
     CheckpointMismatchError,
     TrainingModeWarning,
 )
+from .generation import CausalLM, generate
 
 # (model_type, transformers class name) -> builder(model, class name, **options)
 SUPPORTED = {
     **{("distilbert", name): distilbert.from_hf for name in distilbert.HEADS},
     **{("bert", name): bert.from_hf for name in bert.HEADS},
     **{("roberta", name): roberta.from_hf for name in roberta.HEADS},
+    **{(t, name): llama.from_hf for t in llama.FAMILIES for name in llama.architectures(t)},
 }
+# Families with a KV cache: the only ones that take the decoder options of optimize().
+DECODER_TYPES = frozenset(llama.FAMILIES)
 
 
 class UnsupportedModelError(ValueError):
@@ -52,7 +61,8 @@ def supported_models() -> dict[str, list[str]]:
 
 
 def optimize(model: nn.Module, *, fp16_safe_eps: bool | float = True,
-             query_chunk_size: int | None = None) -> nn.Module:
+             query_chunk_size: int | None = None, cache_capacity: int | None = None,
+             prefill_length: int | None = None, batch_size: int | None = None) -> nn.Module:
     """The ANE-optimized equivalent of the transformers ``model``, in eval mode.
 
     Dispatches on ``model.config.model_type`` and the model's class (or the nearest supported base
@@ -60,6 +70,8 @@ def optimize(model: nn.Module, *, fp16_safe_eps: bool | float = True,
     (2**-23) to it, since eps such as BERT's 1e-12 underflow in fp16; a float sets another floor;
     False keeps the checkpoint's eps. The choice is recorded in ``result.ane_config``.
     ``query_chunk_size`` splits attention queries into chunks of that length (long sequences).
+    Decoders only: ``cache_capacity`` (KV cache slots, default min(max_position_embeddings, 1024)),
+    ``prefill_length`` (most tokens per call, default min(capacity, 256)), ``batch_size`` (default 1).
 
     A model in training mode gives a ``TrainingModeWarning``; the input model is never changed.
     Raises ``UnsupportedModelError`` for other model types or heads, ``CheckpointMismatchError`` if
@@ -79,6 +91,15 @@ def optimize(model: nn.Module, *, fp16_safe_eps: bool | float = True,
             f"optimize: unsupported model {type(model).__name__} (model_type {model_type!r}); "
             f"supported: {_describe_supported()}"
         )
+    decoder_options = dict(cache_capacity=cache_capacity, prefill_length=prefill_length,
+                           batch_size=batch_size)
+    if model_type in DECODER_TYPES:
+        return SUPPORTED[(model_type, architecture)](model, architecture, fp16_safe_eps=fp16_safe_eps,
+                                                      query_chunk_size=query_chunk_size, **decoder_options)
+    given = sorted(k for k, v in decoder_options.items() if v is not None)
+    if given:
+        raise ValueError(f"optimize: {given} apply to decoders with a KV cache ({sorted(DECODER_TYPES)}), "
+                         f"got a {model_type!r} model")
     return SUPPORTED[(model_type, architecture)](model, architecture, fp16_safe_eps=fp16_safe_eps,
                                                   query_chunk_size=query_chunk_size)
 
@@ -94,11 +115,13 @@ def _describe_supported() -> str:
 
 __all__ = [
     "ANEConfig",
+    "CausalLM",
     "CheckpointMismatchError",
     "FP16_SAFE_LAYER_NORM_EPS",
     "SUPPORTED",
     "TrainingModeWarning",
     "UnsupportedModelError",
+    "generate",
     "hidden_states_to_bsc",
     "optimize",
     "reference",

@@ -31,9 +31,11 @@ def tiny_model(family: str, head: str = "Model", **overrides):
 
 def test_every_family_and_head_is_supported():
     table = ane_models.supported_models()
-    assert sorted(table) == ["bert", "distilbert", "roberta"]
-    for names in table.values():
-        assert len(names) == 6
+    assert sorted(table) == ["bert", "distilbert", "llama", "qwen2", "qwen3", "roberta"]
+    for family in ("bert", "distilbert", "roberta"):
+        assert len(table[family]) == 6
+    for family, prefix in (("llama", "Llama"), ("qwen2", "Qwen2"), ("qwen3", "Qwen3")):
+        assert table[family] == [f"{prefix}Model", f"{prefix}ForCausalLM"]  # decoders: tests/decoders
 
 
 def test_unsupported_model_type_lists_what_is_supported():
