@@ -19,6 +19,7 @@ MARKERS = {
     "macos": "needs macOS with a Core ML runtime; skipped elsewhere with the reason",
     "speedup": "times Core ML predictions on an in-spec device (M1+ Mac); skipped with a warning elsewhere",
     "slow": "exhaustive or long checks, not run by default (run with -m slow)",
+    "coreai": "converts or runs with Apple's Core AI (the coreai extra); skipped with the reason without it",
 }
 
 
@@ -41,8 +42,14 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    from verification.coreai.extra import missing_reason
     from verification.coreml import coreml_runtime_available
 
+    coreai_missing = missing_reason()
+    if coreai_missing is not None:
+        for item in items:
+            if "coreai" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=coreai_missing))
     if coreml_runtime_available():
         return
     here = f"{platform.system()} {platform.machine()}"

@@ -86,3 +86,27 @@ READINESS_COPIES_PER_LAYER_MAX = 1.0
 READINESS_COPIES_OUTSIDE_LAYERS_MAX = 1
 READINESS_DIMS_OVER_LIMITS_MAX = 0
 READINESS_OFF_ANE_OPS_MAX = 4
+
+# ---------------------------------------------------------------------------------------------------
+# Core AI programs (verification.coreai) run by Core AI's runtime: the interpreter bundled in
+# coreai-core 1.0.0b3 on Linux (the OS runtime on macOS 27). Measured by tests/coreai (pytest -s prints
+# each figure) on tests/coreai/coreai_cases.py: every ane_models family and head, the reference
+# Transformer, query-chunked models and the transformers baselines, LayerNorm affines randomized.
+# Published (Apple, apple/coreai-models, skills/skills/working-with-coreai/SKILL.md, "Verifying outputs
+# (PSNR)"): float32 end to end > 70 dB (investigate below 60), fp16 on device > 50 dB (below 40).
+# ---------------------------------------------------------------------------------------------------
+# Re-authored model (ane_models) as a Core AI fp32 program against its source model in torch
+# (transformers, torch.nn.Transformer): the published float32 bar. Measured 117.9 dB (DistilBERT multiple
+# choice) to 145.0 dB (reference Transformer).
+COREAI_REAUTHORED_PSNR_DB = 70.0
+# fp32 program against the torch model it was converted from: measured 123.7 dB (BERT multiple choice)
+# to 145.4 dB, the same float32 rounding bound as the Core ML programs, so the Core ML floor applies.
+COREAI_FP32_PSNR_DB = COREML_FP32_PSNR_DB
+# fp16 program (a half-precision copy of the model, converted) against torch fp32: the published bar.
+# Measured 51.4 dB (RoBERTa sequence classification) to 69.8 dB on the ANE models; torch's own fp16 run
+# of the same models spans 54.4 to 69.8 dB.
+COREAI_FP16_PSNR_DB = 50.0
+# Multiple-choice heads (6 logits below 1 in magnitude: fp16's ~1e-3 absolute error weighs more against
+# their range): measured 49.9 dB (BERT; torch's own fp16 run of it: 50.7 dB) to 62.2 dB (RoBERTa). Below
+# the published bar because fp16 itself is, not the conversion: 5 dB under torch's fp16 figure.
+COREAI_FP16_MULTIPLE_CHOICE_PSNR_DB = 45.0

@@ -12,8 +12,8 @@ import copy
 import functools
 import warnings
 
-import torch
 import tiny_models
+import torch
 from tiny_models import BATCH, CHUNK, FAMILIES, HEADS, REFERENCE, model_inputs, reference_inputs
 
 import ane_models
@@ -68,7 +68,11 @@ def reference_ane(query_chunk_size: int | None = None) -> torch.nn.Module:
 
 
 FAMILY_MODELS = [f"{family}-{head}" for family in FAMILIES for head in HEADS]
-EXTRA_MODELS = ["reference-Transformer", "reference-Transformer-query_chunked", "distilbert-Model-query_chunked"]
+EXTRA_MODELS = [
+    "reference-Transformer",
+    "reference-Transformer-query_chunked",
+    "distilbert-Model-query_chunked",
+]
 BASELINE_MODELS = [f"baseline-{family}-{head}" for family in FAMILIES for head in BASELINE_HEADS]
 ALL_MODELS = FAMILY_MODELS + EXTRA_MODELS + BASELINE_MODELS
 # One model per family and kind: the ones the fp16 tests and the cross-check run by default
@@ -124,11 +128,11 @@ def source_outputs(model_id: str) -> tuple[torch.Tensor, ...] | None:
         return (out.transpose(1, 2).unsqueeze(2),)
     family, head = model_id.split("-")[:2]
     names = ("input_ids", "attention_mask", "token_type_ids")
-    kwargs = {name: x.long() for name, x in zip(names, model_inputs(family, head))}
+    kwargs = {name: x.long() for name, x in zip(names, model_inputs(family, head), strict=False)}
     with torch.no_grad():
         expected = tuple(source_model(family, head)(**kwargs, return_dict=False))
-    if head == "Model":
-        return (expected[0].transpose(1, 2).unsqueeze(2),)
+    if head == "Model":  # hidden states to (B, C, 1, S); BERT and RoBERTa add the pooled output
+        return (expected[0].transpose(1, 2).unsqueeze(2), *expected[1:])
     return expected
 
 

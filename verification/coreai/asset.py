@@ -67,11 +67,15 @@ def open_asset(path: str | os.PathLike):
         raise AssetError(f"load: no Core AI asset at {str(path)!r}")
     _refuse_wrong_kind(path, "load")
     if not AIModelAsset.is_valid(path):
-        raise AssetError(f"load: {str(path)!r} is not a valid Core AI asset (no program or compiled artifact)")
+        raise AssetError(
+            f"load: {str(path)!r} is not a valid Core AI asset (no program or compiled artifact)"
+        )
     try:
         return AIModelAsset.load(path)
     except Exception as error:
-        raise AssetError(f"load: corrupt Core AI asset {str(path)!r} ({type(error).__name__}: {error})") from None
+        raise AssetError(
+            f"load: corrupt Core AI asset {str(path)!r} ({type(error).__name__}: {error})"
+        ) from None
 
 
 def is_aimodel(path: str | os.PathLike) -> bool:

@@ -11,7 +11,7 @@ import sys
 
 INSTALL_HINT = (
     "the Core AI target needs the optional 'coreai' extra (Python >= 3.11): "
-    "python -m pip install -c constraints.txt -e \".[coreai]\""
+    'python -m pip install -c constraints.txt -e ".[coreai]"'
 )
 
 

@@ -54,7 +54,8 @@ def describe(compute_unit: str | None = None, runtime=None) -> str:
     runtime (..., neural_engine)'."""
     core = versions().get("coreai-core", "?")
     if uses_os_runtime(runtime):
-        return f"Core AI OS runtime (coreai-core {core}, macOS {platform.mac_ver()[0]}, {compute_unit or 'default'})"
+        unit = compute_unit or "default"
+        return f"Core AI OS runtime (coreai-core {core}, macOS {platform.mac_ver()[0]}, {unit})"
     return f"Core AI interpreter (coreai-core {core}, bundled, {platform.system()} {platform.machine()})"
 
 
@@ -87,19 +88,28 @@ def _check_inputs(function, inputs: Mapping[str, np.ndarray]) -> None:
     missing, unexpected = sorted(set(expected) - set(inputs)), sorted(set(inputs) - set(expected))
     if missing or unexpected:
         raise CoreAIRuntimeError(
-            f"inputs: expected names {expected}, got {sorted(inputs)} (missing {missing}, unexpected {unexpected})"
+            f"inputs: expected names {expected}, got {sorted(inputs)} "
+            f"(missing {missing}, unexpected {unexpected})"
         )
     for name in expected:
         descriptor = desc.input_descriptor(name)
         shape = tuple(descriptor.shape)
         if None not in shape and tuple(inputs[name].shape) != shape:
-            raise CoreAIRuntimeError(f"input {name!r}: expected shape {shape}, got {tuple(inputs[name].shape)}")
+            raise CoreAIRuntimeError(
+                f"input {name!r}: expected shape {shape}, got {tuple(inputs[name].shape)}"
+            )
         want = _numpy_dtype(descriptor.dtype)
         if want is not None and inputs[name].dtype != want:
             raise CoreAIRuntimeError(f"input {name!r}: expected dtype {want}, got {inputs[name].dtype}")
 
 
-_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
+_DTYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "bool": np.bool_,
+}
 
 
 def _numpy_dtype(name: str):

@@ -54,6 +54,11 @@ def load(path: str | os.PathLike, *, compute_units: ct.ComputeUnit = ct.ComputeU
     path = Path(path)
     if not path.exists():
         raise PackageError(f"load: no model package at {str(path)!r}")
+    if path.suffix == ".aimodel":
+        raise PackageError(
+            f"load: {str(path)!r} is a Core AI .aimodel, expected a Core ML .mlpackage "
+            "(run it with verification.coreai, or `--target coreai`)"
+        )
     if not (path / "Manifest.json").is_file():
         raise PackageError(f"load: {str(path)!r} is not an .mlpackage (no Manifest.json inside)")
     try:
