@@ -71,6 +71,29 @@ def rope_type_of(scaling: Mapping | None) -> str:
     return rope_type
 
 
+def rope_settings(config) -> tuple[float, dict | None]:
+    """(rope_theta, scaling dict or None) of a transformers config: transformers 5's ``rope_parameters``
+    or 4.x's ``rope_theta`` / ``rope_scaling``. Unsupported rope types raise ``ValueError`` naming them."""
+    parameters = getattr(config, "rope_parameters", None)
+    if isinstance(parameters, dict) and parameters:
+        if "rope_theta" not in parameters and all(isinstance(v, dict) for v in parameters.values()):
+            raise ValueError(
+                f"rope_parameters: expected one set for every layer, got one per layer type "
+                f"{sorted(parameters)}"
+            )
+        theta = parameters.get("rope_theta", getattr(config, "rope_theta", 10000.0))
+        scaling: dict | None = dict(parameters)
+    else:
+        theta = getattr(config, "rope_theta", 10000.0)
+        scaling = dict(getattr(config, "rope_scaling", None) or {}) or None
+    if scaling is not None:
+        if scaling.get("rope_type", scaling.get("type")) == "llama3":
+            scaling.setdefault("original_max_position_embeddings", config.max_position_embeddings)
+        if rope_type_of(scaling) == "default":  # refuses unsupported types by name
+            scaling = None
+    return float(theta), scaling
+
+
 def _llama3_scaled(inv_freq: torch.Tensor, scaling: Mapping) -> torch.Tensor:
     factor = float(scaling["factor"])
     low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])

@@ -33,7 +33,7 @@ from ane_layers.decoder_layers import CausalDecoderLayerANE, LMHeadANE
 from ane_layers.grouped_query_attention import check_head_counts
 from ane_layers.kv_cache import KVCache, check_slots
 from ane_layers.rms_norm import RMSNormANE
-from ane_layers.rotary import RotaryEmbeddingANE, rope_type_of
+from ane_layers.rotary import RotaryEmbeddingANE, rope_settings
 
 from .common import ANEConfig, finish, load_checkpoint, resolve_layer_norm_eps
 
@@ -359,30 +359,6 @@ def decoder_config(
         eos_token_id=getattr(source, "eos_token_id", None),
         pad_token_id=getattr(source, "pad_token_id", None),
     )
-
-
-def rope_settings(config: Any) -> tuple[float, dict | None]:
-    """(rope_theta, scaling dict or None) from transformers 5's ``rope_parameters`` or 4.x's
-    ``rope_theta`` / ``rope_scaling``; an unsupported rope type raises ``ValueError`` naming it."""
-    parameters = getattr(config, "rope_parameters", None)
-    if isinstance(parameters, dict) and parameters:
-        if "rope_theta" not in parameters and all(isinstance(v, dict) for v in parameters.values()):
-            raise ValueError(
-                f"rope_parameters: expected one set for every layer, got one per layer type "
-                f"{sorted(parameters)}"
-            )
-        theta = parameters.get("rope_theta", getattr(config, "rope_theta", 10000.0))
-        scaling = dict(parameters)
-    else:
-        theta = getattr(config, "rope_theta", 10000.0)
-        scaling = dict(getattr(config, "rope_scaling", None) or {}) or None
-    if scaling is not None:
-        if rope_type_of(scaling) == "llama3":
-            scaling.setdefault("original_max_position_embeddings", config.max_position_embeddings)
-        rope_type_of(scaling)  # refuses unsupported types by name
-        if rope_type_of(scaling) == "default":
-            scaling = None
-    return float(theta), scaling
 
 
 def from_hf(

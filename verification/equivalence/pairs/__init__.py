@@ -9,6 +9,9 @@ from . import (  # noqa: F401 (each module registers its pairs on import)
     feed_forward,
     layer_norm,
     linear,
+    llama,
+    rms_norm,
+    rotary,
     transformer_layers,
     transformers_encoders,
 )
