@@ -197,3 +197,10 @@ def test_band_part_matches_coremltools(shape, seed, data):
     check_against_coremltools("band_part", {"x": floats(seed, shape)}, {"lower": lower, "upper": upper})
     attrs = {"x": floats(seed, shape), "lower": lower, "upper": upper}
     check_constant_op_against_coremltools("band_part", attrs)
+
+
+def test_concat_of_scalars_stacks_them_like_coremltools():
+    """torch.export programs build slice bounds by concatenating scalars (rank 0 placeholders cannot be
+    function inputs, so the op runs on constants, folded and at call time)."""
+    values = [np.array(v, np.int32) for v in (3, -1, 7)]
+    check_constant_op_against_coremltools("concat", {"values": values, "axis": 0})

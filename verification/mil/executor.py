@@ -21,6 +21,7 @@ from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 from .inputs import InputSpec, check_input_names, validated_array
 from .kernels import KERNELS
 from .program import load_program
+from .state import ProgramState, check_state, in_place_slice_updates, state_specs
 
 MODES = {
     "fp32": "every float value is stored and computed in fp32 (fp16 declarations and casts are ignored)",
@@ -96,6 +97,9 @@ class MILExecutor:
     False they run on every call like any other op, so ``run``'s ``observe`` sees them (the hazard finder
     needs that: a folded op's fp16 loss would otherwise never be compared).
     Raises ``UnsupportedOpError`` at construction when an op has no kernel.
+
+    A stateful function (iOS 18 states, e.g. a KV cache) runs with ``run(inputs, state=...)``, the state
+    made once by ``make_state()`` and kept between calls (``verification.mil.state``).
     """
 
     def __init__(
@@ -120,6 +124,8 @@ class MILExecutor:
             raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
         self.mode = mode
         self.fold_constants = fold_constants
+        self.state_specs = state_specs(self.function)
+        states = {spec.name for spec in self.state_specs}
         self.inputs = {
             name: InputSpec(
                 name,
@@ -129,6 +135,7 @@ class MILExecutor:
                 _dtype_name(_mil_dtype(var)),
             )
             for name, var in self.function.inputs.items()
+            if name not in states
         }
         self.output_names = [var.name for var in self.function.outputs]
         with torch.inference_mode():
@@ -196,7 +203,18 @@ class MILExecutor:
                 self._add_op(op, info, kernel, always_fold=True)
                 continue
             self._add_op(op, info, kernel)
+        self._write_states_in_place()
         self._plan_frees()
+
+    def _write_states_in_place(self):
+        """Cache writes update the state's own tensor when nothing else can see it (no per-step copy)."""
+        from .kernels.state import write_slice
+
+        view_ops = {op_type for op_type, kernel in KERNELS.items() if kernel.moves_data}
+        self.in_place_updates = in_place_slice_updates(self.function, view_ops) if self.state_specs else set()
+        for step in self._steps:
+            if step[-1].name in self.in_place_updates:
+                step[0] = write_slice
 
     def _add_constant_op(self, op):
         for var in op.outputs:
@@ -303,6 +321,15 @@ class MILExecutor:
 
     # ------------------------------------------------------------------ inputs and outputs
 
+    def make_state(self) -> ProgramState:
+        """A new state for this program's declared states (zero-filled), to pass to every ``run``."""
+        tensors = {
+            spec.name: torch.zeros(spec.shape, dtype=self._storage_dtype(types.string_to_builtin(spec.dtype)))
+            for spec in self.state_specs
+        }
+        where = f"function {self.function_name!r} of the program"
+        return ProgramState(self.state_specs, self.program, self.mode, where, tensors)
+
     def _check_inputs(self, inputs: Mapping) -> list:
         check_input_names(self.inputs, inputs)
         converted = []
@@ -324,7 +351,12 @@ class MILExecutor:
     # ------------------------------------------------------------------ running
 
     def run(
-        self, inputs: Mapping, observe: Callable | None = None, *, replacements: Mapping | None = None
+        self,
+        inputs: Mapping,
+        observe: Callable | None = None,
+        *,
+        replacements: Mapping | None = None,
+        state: ProgramState | None = None,
     ) -> dict:
         """Run the function on ``inputs`` (name -> numpy array) and return its outputs by name.
 
@@ -335,15 +367,20 @@ class MILExecutor:
         after an op runs and is observed, each of its outputs named there is replaced by that value, stored
         as this mode stores the variable (rounded to fp16 where declared fp16). Every op then runs on those
         values instead of this run's own: what each op alone does to them (the hazard finder's own loss).
+        ``state``: required for a function that declares states (``make_state()``); it is updated in place.
+        A state is checked before any op runs, so a refused call changes nothing.
         """
+        check_state(state, self.state_specs, self.program, self.mode, f"function {self.function_name!r}")
         with torch.inference_mode():
             env = list(self._initial_env)
-            for index, tensor in enumerate(self._check_inputs(inputs)):
-                env[index] = tensor
+            for name, tensor in zip(self.inputs, self._check_inputs(inputs), strict=True):
+                env[self._slot_of[name]] = tensor
+            for spec in self.state_specs:
+                env[self._slot_of[spec.name]] = state.cell(spec.name)
             self._walk(env, observe, replacements)
             return {name: self._output_array(name, env[self._slot_of[name]]) for name in self.output_names}
 
-    def run_all_intermediates(self, inputs: Mapping) -> dict:
+    def run_all_intermediates(self, inputs: Mapping, *, state: ProgramState | None = None) -> dict:
         """Run and return every op output (not constants) by variable name, as numpy arrays."""
         collected = {}
 
@@ -351,7 +388,7 @@ class MILExecutor:
             for name, tensor in zip(info.output_names, outputs, strict=True):
                 collected[name] = self._output_array(name, tensor)
 
-        self.run(inputs, observe=keep)
+        self.run(inputs, observe=keep, state=state)
         return collected
 
     def _walk(self, env: list, observe, replacements=None):

@@ -12,6 +12,7 @@ from . import (  # noqa: F401 (each module registers its kernels on import)
     normalization,
     reduction,
     scatter_gather,
+    state,
     tensor_operation,
     tensor_transformation,
 )

@@ -20,7 +20,10 @@ def identity(x):
 @register("concat", attributes=("axis", "interleave"), moves_data=True)
 def concat(values, axis, interleave=False):
     """iOS15.tensor_operation.concat: join along ``axis``; ``interleave`` alternates slices of
-    equally-shaped inputs (output[0::n] = values[0], output[1::n] = values[1], ...)."""
+    equally-shaped inputs (output[0::n] = values[0], output[1::n] = values[1], ...). Scalars (all inputs
+    rank 0, as torch.export programs build slice bounds) are stacked into a vector."""
+    if values[0].dim() == 0:
+        return torch.stack(values)
     if not interleave:
         return torch.cat(values, dim=axis)
     axis = positive_axis(axis, values[0].dim())
