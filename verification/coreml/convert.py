@@ -13,6 +13,7 @@ import torch
 
 from . import passes, scopes, torch_ops  # noqa: F401 (torch_ops registers converters on import)
 
+STATE_TARGET = ct.target.iOS18  # Core ML state (read_state / coreml_update_state) came with iOS 18
 PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}
 EXPORTERS = ("trace", "export")
 
@@ -53,6 +54,7 @@ def convert(
     compute_units: ct.ComputeUnit = ct.ComputeUnit.ALL,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
+    states: Sequence[str] | None = None,
 ):
     """Convert ``model`` called as ``model(*example_inputs)`` to an ML Program ``MLModel``.
 
@@ -63,6 +65,12 @@ def convert(
     ``precision`` is ``"fp16"`` or ``"fp32"``; ``exporter`` is ``"trace"`` (``torch.jit.trace``) or
     ``"export"`` (``torch.export``). The model is put in eval mode. The package's user-defined metadata
     records the torch module each op comes from (``verification.coreml.scopes.op_modules`` reads it).
+
+    ``states``: names of registered buffers (as ``model.named_buffers()`` names them, e.g.
+    ``"model.kv_cache.k_cache"``) the model writes in place; each becomes a Core ML state of the buffer's
+    shape, in fp16 (the only state type Core ML has, whatever the precision; named with dots as
+    underscores), and the deployment target defaults to iOS 18, the first with
+    states; an older target is refused before anything is traced.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -80,6 +88,9 @@ def convert(
     if len(names) != len(example_inputs):
         raise ValueError(f"input_names: expected {len(example_inputs)} names, got {len(names)}")
     inputs = [_tensor_type(n, x) for n, x in zip(names, example_inputs, strict=True)]
+    state_types = _state_types(model, states, minimum_deployment_target)
+    if state_types and minimum_deployment_target is None:
+        minimum_deployment_target = STATE_TARGET
     model = model.eval()
     if exporter == "export":
         # Core ML has no int64 tensors: let the exported graph see the int32 inputs it will get.
@@ -106,6 +117,7 @@ def convert(
             compute_precision=PRECISIONS[precision],
             minimum_deployment_target=minimum_deployment_target,
             compute_units=compute_units,
+            states=state_types or None,
             pass_pipeline=pass_pipeline(),
         )
     finally:
@@ -113,3 +125,26 @@ def convert(
     paths = scopes.module_paths(mlmodel._mil_program, model, handles if exporter == "export" else None)
     scopes.record(mlmodel, paths)
     return mlmodel
+
+
+def _state_types(model: torch.nn.Module, states, target) -> list:
+    """``ct.StateType``s for the named buffers, checked before any tracing."""
+    if not states:
+        return []
+    if isinstance(states, str):
+        raise TypeError(f"states: expected a sequence of buffer names, got the string {states!r}")
+    if target is not None and target < STATE_TARGET:
+        raise ValueError(
+            f"states: Core ML state needs minimum_deployment_target iOS18 or newer, got {target.name} "
+            f"(states asked for: {list(states)})"
+        )
+    buffers = dict(model.named_buffers())
+    unknown = [name for name in states if name not in buffers]
+    if unknown:
+        raise ValueError(f"states: expected names of the model's buffers {sorted(buffers)}, got {unknown}")
+    # Core ML states are fp16 only (coremltools 9 refuses others), in fp32 programs too: there the
+    # program casts the state to fp32 after reading it and back before writing it.
+    return [
+        ct.StateType(wrapped_type=ct.TensorType(shape=tuple(buffers[n].shape), dtype=np.float16), name=n)
+        for n in states
+    ]

@@ -1,0 +1,104 @@
+"""Multifunction packages: several functions (a decoder's prefill and decode) sharing one copy of the weights.
+
+``save_multifunction`` writes converted programs as the functions of one ``.mlpackage`` through
+coremltools' ``save_multifunction``, which stores a weight blob once when functions hold the same values
+(deduplicated by content). ``package_size`` reports what the package weighs on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import coremltools as ct
+
+from .package import PackageError, save
+
+MULTIFUNCTION_TARGET = ct.target.iOS18  # multifunction programs need the iOS 18 specification
+
+
+def save_multifunction(
+    functions: Mapping[str, ct.models.MLModel], path: str | os.PathLike, *, default_function_name=None
+) -> Path:
+    """Save ``functions`` (function name -> converted ``MLModel``, each a single-function ML Program for
+    iOS 18 or newer) as one package at ``path``; the default function is ``default_function_name`` or
+    the first one. Like ``package.save``, a failed save leaves ``path`` as it was."""
+    path = Path(path)
+    if not functions:
+        raise PackageError("save_multifunction: expected at least one function, got none")
+    names = list(functions)
+    default = names[0] if default_function_name is None else default_function_name
+    if default not in functions:
+        raise PackageError(f"save_multifunction: default_function_name {default!r} is not one of {names}")
+    for name, mlmodel in functions.items():
+        spec = mlmodel.get_spec()
+        if spec.WhichOneof("Type") != "mlProgram":
+            raise PackageError(f"save_multifunction: function {name!r} is not an ML Program")
+        if spec.specificationVersion < 9:  # 9 is the iOS 18 specification
+            raise PackageError(
+                f"save_multifunction: function {name!r} was converted for specification version "
+                f"{spec.specificationVersion}; a multifunction package needs iOS18 (version 9): convert "
+                "with minimum_deployment_target=ct.target.iOS18"
+            )
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.suffix != ".mlpackage" or not parent.is_dir():
+        raise PackageError(
+            f"save_multifunction: expected a path ending in .mlpackage in an existing "
+            f"directory, got {str(path)!r}"
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-parts-", dir=parent))
+    try:
+        descriptor = ct.utils.MultiFunctionDescriptor()
+        for name, mlmodel in functions.items():
+            part = save(mlmodel, staging / f"{name}.mlpackage")
+            descriptor.add_function(str(part), "main", name)
+        descriptor.default_function_name = default
+        combined = staging / path.name
+        ct.utils.save_multifunction(descriptor, str(combined))
+        _replace(combined, path, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _replace(new: Path, path: Path, staging: Path) -> None:
+    if not path.exists():
+        os.replace(new, path)
+        return
+    old = staging / f"previous-{path.name}"
+    os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+
+
+def package_size(path: str | os.PathLike) -> int:
+    """Bytes on disk of a saved package (every file in it)."""
+    path = Path(path)
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def function_names(model_or_path) -> tuple[str, ...]:
+    """The functions of a saved package or ``MLModel``: its declared functions, or ``("main",)``."""
+    if isinstance(model_or_path, (str, os.PathLike)):
+        from .package import load
+
+        model_or_path = load(model_or_path)
+    description = model_or_path.get_spec().description
+    return tuple(f.name for f in description.functions) or ("main",)
+
+
+def require_functions(model_or_path, expected: Sequence[str]) -> None:
+    """Raise ``PackageError`` naming the expected and the present functions unless all are there."""
+    present = function_names(model_or_path)
+    missing = [name for name in expected if name not in present]
+    if missing:
+        where = str(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else "the model"
+        raise PackageError(
+            f"{where}: expected functions {list(expected)}, got {list(present)} (missing {missing})"
+        )
