@@ -52,13 +52,12 @@ def test_the_extra_models_are_what_they_claim():
 
 
 def test_fp16_programs_carry_no_unrepresentable_constants(converted):
-    """No -inf, no overflow, no eps that rounds to 0; the fp16-safe eps 2**-23 is a subnormal, by choice."""
+    """No -inf, no overflow, no eps that rounds to 0 or to an inexact subnormal: the fp16-safe eps 2**-23
+    is a subnormal fp16 holds exactly, so the finder has nothing to say about it."""
     from verification.mil import load_program
     from verification.mil.hazards import scan_constants
 
     for model_id in [f"{family}-Model" for family in FAMILIES] + list(EXTRA_MODELS):
         program = load_program(converted(model_id, "fp16"))
         warnings = scan_constants(program, "fp16")
-        hazards = [w for w in warnings if w.kind != "subnormal"]
-        assert hazards == [], f"{model_id}: {hazards}"
-        assert all(w.used_by and all(".epsilon" in use for use in w.used_by) for w in warnings), warnings
+        assert warnings == [], f"{model_id}: {warnings}"

@@ -79,3 +79,20 @@ def test_an_unknown_op_and_the_top_level_read_as_such():
     assert describe(None) == "unknown layer"
     assert describe("") == "top level"
     assert describe("layers.0.norm1") == "layers.0.norm1"
+
+
+def test_the_hazard_finder_names_the_layer_of_every_op_it_ranks(converted, tmp_path):
+    from tiny_models import input_dict
+
+    from verification.mil.hazards import find_hazards
+
+    model_id = "distilbert-Model"
+    model, inputs = model_under_test(model_id)
+    mlmodel = converted(model_id, "fp16", "trace")
+    path = save(mlmodel, tmp_path / "hazards.mlpackage")
+    report = find_hazards(path, input_dict(mlmodel, inputs))
+    modules = dict(model.named_modules())
+    unnamed = [op.name for op in report.ops_by_precision if op.module not in modules]
+    assert not unnamed, f"{model_id}: ranked ops without a module: {unnamed}"
+    text = report.render(top=40)
+    assert "in layers.0.norm1" in text and "in layers.1.self_attn" in text, text

@@ -121,3 +121,58 @@ def test_a_constant_folded_op_that_overflows_is_compared_and_named_first():
     assert first.reference_is_finite and first.inf_count == 1, text
     assert report.ops_by_precision[0].name == "folded_overflow", text
     assert report.ops_by_precision[0].own_psnr_db == float("-inf"), text
+
+
+# ---------------------------------------------------------------- the first op that goes bad, even partly
+
+
+def partly_overflowing_program():
+    """One of 8 elements of ``partly_overflows`` (300 * 300 = 90000) is inf in fp16; the reduction that
+    reads it is inf in its only element, and the add after it is inf everywhere."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(8,), dtype=types.fp16)])
+    def program(x):
+        scaled = mb.mul(x=x, y=np.float16(300.0), name="partly_overflows")
+        total = mb.reduce_sum(x=scaled, axes=[0], keep_dims=True, name="inf_sum")
+        return mb.add(x=x, y=total, name="all_inf")
+
+    return program
+
+
+def partly_nan_program():
+    """``x - x`` is NaN where the fp16 input holds inf (an fp32 input of 70000 stored as fp16) and 0
+    elsewhere; the fp32 run is 0 everywhere. Then a sum (NaN) and an add (NaN everywhere)."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 4), dtype=types.fp16)])
+    def program(x):
+        zero = mb.sub(x=x, y=x, name="partly_nan")
+        total = mb.reduce_sum(x=zero, axes=[0, 1], keep_dims=True, name="nan_sum")
+        return mb.add(x=x, y=total, name="all_nan")
+
+    return program
+
+
+@pytest.mark.parametrize("fp16_mode", ["fp16_storage", "fp16_native"])
+@pytest.mark.parametrize("bad_position", [0, 3, 7])
+def test_an_op_that_goes_inf_in_one_element_is_named_not_the_ops_that_go_inf_everywhere(
+    fp16_mode, bad_position
+):
+    x = np.arange(1, 9, dtype=np.float16)
+    x[bad_position] = 300.0
+    report = find_hazards(partly_overflowing_program(), {"x": x}, fp16_mode=fp16_mode)
+    first, text = report.first_non_finite, report.render()
+    assert first is not None and first.name == "partly_overflows", text
+    assert (first.inf_count, first.nan_count, first.size) == (1, 0, 8), text
+    assert first.reference_is_finite, text
+
+
+@pytest.mark.parametrize("fp16_mode", ["fp16_storage", "fp16_native"])
+def test_an_op_that_goes_nan_in_one_element_is_named_not_the_ops_after_it(fp16_mode):
+    x = np.full((2, 4), 1.5, np.float32)
+    x[1, 2] = 70000.0  # beyond fp16's range: stored as inf by the fp16 run, kept by the fp32 run
+    report = find_hazards(partly_nan_program(), {"x": x}, fp16_mode=fp16_mode)
+    first, text = report.first_non_finite, report.render()
+    assert first is not None and first.name == "partly_nan", text
+    assert (first.nan_count, first.inf_count, first.size) == (1, 0, 8), text
+    assert first.reference_is_finite, text
+    assert "FIRST NON-FINITE: op #" in text and "'partly_nan'" in text and "1 NaN, 0 Inf of 8" in text

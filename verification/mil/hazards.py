@@ -28,8 +28,11 @@ from .executor import MILExecutor
 from .program import load_program
 
 FP16_MAX = 65504.0
-FP16_SMALLEST_NORMAL = 2.0**-14  # 6.10e-5: below it fp16 values are subnormal (fewer significant bits)
-FP16_ROUNDS_TO_ZERO = 2.0**-25  # 2.98e-8: half the smallest subnormal; smaller magnitudes become 0
+FP16_OVERFLOWS_FROM = 65520.0  # halfway to 2**16: from here on round-to-nearest-even gives inf
+FP16_SMALLEST_NORMAL = 2.0**-14  # 6.10e-5: below it fp16 values are subnormal, spaced 2**-24 apart
+FP16_SMALLEST_SUBNORMAL = 2.0**-24  # 5.96e-8: also what coremltools stores for a constant that rounds to 0
+FP16_ROUNDS_TO_ZERO = 2.0**-25  # 2.98e-8: half the smallest subnormal; magnitudes up to it become 0
+FP16_RELATIVE_ROUNDING = 2.0**-11  # half an ulp of a normal fp16 value, relative: the precision fp16 has
 SMALL_CONSTANT = 16  # constants up to this many elements are reported value by value (epsilons, scales)
 
 
@@ -41,7 +44,8 @@ class OpPrecision:
     stores them: the precision this op loses by itself (its fp16 arithmetic and output rounding).
     ``psnr_db`` (drift): its output in the full fp16 run, every upstream loss included; ``input_psnr_db``
     is the worst drift among its computed float inputs (inf when all its inputs are exact).
-    ``-inf`` marks a non-finite fp16 output where the fp32 run is finite."""
+    ``-inf`` marks a non-finite fp16 output where the fp32 run is finite. ``module``: the torch module the
+    op comes from (``verification.coreml.scopes``; None when the program does not say)."""
 
     position: int
     name: str
@@ -52,11 +56,13 @@ class OpPrecision:
     input_psnr_db: float
     own_psnr_db: float
     own_max_abs_error: float
+    module: str | None = None
 
 
 @dataclass(frozen=True)
 class NonFinite:
-    """The first op (program order) whose fp16 output holds NaN or Inf."""
+    """The first op (program order) whose fp16 output holds NaN or Inf, in even one element; ``module``:
+    the torch module it comes from."""
 
     position: int
     name: str
@@ -66,6 +72,7 @@ class NonFinite:
     inf_count: int
     size: int
     reference_is_finite: bool
+    module: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,9 @@ class HazardReport:
         else:
             origin = "fp32 run finite there" if item.reference_is_finite else "fp32 run also non-finite"
             lines.append(
-                f"FIRST NON-FINITE: op #{item.position} {item.op_type} {item.name!r} -> {item.output!r}: "
-                f"{item.nan_count} NaN, {item.inf_count} Inf of {item.size} elements ({origin})"
+                f"FIRST NON-FINITE: op #{item.position} {item.op_type} {item.name!r} -> {item.output!r} "
+                f"in {describe(item.module)}: {item.nan_count} NaN, {item.inf_count} Inf of {item.size} "
+                f"elements ({origin})"
             )
         if self.constant_warnings:
             lines.append(f"{len(self.constant_warnings)} constant warning(s):")
@@ -117,17 +125,19 @@ class HazardReport:
             lines.append(
                 f"  #{op.position:<4} {op.op_type:<14} {op.name!r:<32} own {op.own_psnr_db:7.1f} dB "
                 f"(max abs error {op.own_max_abs_error:.3g}); drift {op.psnr_db:7.1f} dB, "
-                f"inputs {op.input_psnr_db:6.1f} dB"
+                f"inputs {op.input_psnr_db:6.1f} dB; in {describe(op.module)}"
             )
         return "\n".join(lines)
 
 
-def _consumers(function) -> dict:
+def _consumers(function, modules: dict | None = None) -> dict:
     used_by: dict = {}
+    modules = modules or {}
     for op in function.operations:
+        where = f" in {describe(modules[op.name])}" if op.name in modules else ""
         for input_name, value in op.inputs.items():
             for var in value if isinstance(value, (list, tuple)) else [value]:
-                used_by.setdefault(var.name, []).append(f"{op.op_type} {op.name!r}.{input_name}")
+                used_by.setdefault(var.name, []).append(f"{op.op_type} {op.name!r}.{input_name}{where}")
     return used_by
 
 
@@ -136,13 +146,39 @@ def _describe(values: np.ndarray, mask: np.ndarray) -> str:
     return f"{int(mask.sum())} of {values.size} element(s), e.g. {', '.join(f'{v:.3g}' for v in shown)}"
 
 
-def scan_constants(program, label: str) -> list:
-    """Constants fp16 cannot represent. In an fp32 program: magnitudes above 65504 (become +-inf), nonzero
-    values below 2**-25 (become 0) or below 2**-14 (become subnormal), infinities. In an fp16 program:
-    subnormal values (what an epsilon like 1e-12 turns into: ~6e-8) and infinities. Weight-sized tensors
-    are reported for overflow and infinities, and for underflow only when over 1% of them underflow."""
+def fp16_rounding(values: np.ndarray) -> dict:
+    """What storing ``values`` (any float dtype) in fp16 does to them, element by element, as IEEE
+    round-to-nearest-even does it (numpy's cast): ``overflow`` (finite, becomes +-inf: magnitudes from
+    65520 on; 65504 < |v| < 65520 rounds to 65504, no hazard), ``underflow`` (nonzero, becomes 0: magnitudes
+    up to 2**-25, which ties to 0), ``inexact_subnormal`` (becomes a subnormal further from the value than a
+    normal fp16 value would be: relative error above 2**-11). Exactly representable subnormals (2**-23,
+    the fp16-safe eps ``ane_models.optimize`` chooses) are none of these: fp16 holds them as they are."""
+    wide = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        stored = wide.astype(np.float16).astype(np.float64)
+        finite, nonzero = np.isfinite(wide), wide != 0
+        relative = np.abs(stored - wide) / np.where(nonzero, np.abs(wide), 1.0)
+    subnormal = (np.abs(stored) > 0) & (np.abs(stored) < FP16_SMALLEST_NORMAL)
+    return {
+        "overflow": finite & np.isinf(stored),
+        "underflow": finite & nonzero & (stored == 0),
+        "inexact_subnormal": finite & subnormal & (relative > FP16_RELATIVE_ROUNDING),
+    }
+
+
+def scan_constants(program, label: str, modules: dict | None = None) -> list:
+    """Constants fp16 cannot represent faithfully.
+
+    In an fp32 program (what fp16 storage would do to each value; ``fp16_rounding``): magnitudes that
+    become +-inf (from 65520), nonzero values that become 0 (up to 2**-25), values that become a subnormal
+    with more than fp16's normal rounding error, and infinities. In an fp16 program the asked values are
+    gone: infinities, and the smallest subnormal 2**-24 (5.96e-8), which is what coremltools stores for a
+    constant that would round to 0 (an eps of 1e-12). Other subnormals of an fp16 program are exact values
+    (fp16 holds them), so they are not warned about. Weight-sized tensors are reported for overflow and
+    infinities, and for underflow and subnormals only when over 1% of their elements are affected.
+    ``modules`` (op name -> torch module path) adds each reader's layer to ``used_by``."""
     function = program.functions["main"]
-    used_by = _consumers(function)
+    used_by = _consumers(function, modules)
     warnings = []
     for op in function.operations:
         if op.op_type != "const":
@@ -151,21 +187,25 @@ def scan_constants(program, label: str) -> list:
         if not isinstance(value, (np.ndarray, np.floating, float)) or np.asarray(value).dtype.kind != "f":
             continue
         values = np.asarray(value)
-        magnitude = np.abs(values.astype(np.float64))
         small = values.size <= SMALL_CONSTANT
         checks = [("infinite", np.isinf(values), "infinite; 0 * inf and inf - inf give NaN")]
         if values.dtype != np.float16:
+            rounding = fp16_rounding(values)
+            checks.append(("overflow", rounding["overflow"], "65520 or beyond: +-inf in fp16"))
+            checks.append(("underflow", rounding["underflow"], "at most 2**-25: 0 in fp16"))
             checks.append(
-                ("overflow", np.isfinite(values) & (magnitude > FP16_MAX), "beyond fp16's 65504: +-inf")
+                (
+                    "subnormal",
+                    rounding["inexact_subnormal"],
+                    "an inexact fp16 subnormal (below 2**-14, rounding error above 2**-11)",
+                )
             )
-            checks.append(
-                ("underflow", (magnitude > 0) & (magnitude < FP16_ROUNDS_TO_ZERO), "below 2**-25: 0 in fp16")
+        else:
+            clamped = np.abs(values.astype(np.float64)) == FP16_SMALLEST_SUBNORMAL
+            meaning = (
+                "2**-24, the smallest fp16 subnormal: what coremltools stores for a value that rounds to 0"
             )
-        subnormal = (magnitude >= (FP16_ROUNDS_TO_ZERO if values.dtype != np.float16 else 0)) & (
-            magnitude > 0
-        )
-        subnormal &= magnitude < FP16_SMALLEST_NORMAL
-        checks.append(("subnormal", subnormal, "subnormal in fp16 (below 2**-14, few significant bits)"))
+            checks.append(("subnormal", clamped, meaning))
         for kind, mask, meaning in checks:
             count = int(mask.sum())
             if count == 0:
@@ -221,13 +261,38 @@ def _compare(reference: torch.Tensor, got: torch.Tensor) -> tuple[float, float]:
     return psnr(ref, got), float((ref - got).abs().max())
 
 
+def describe(module: str | None) -> str:
+    """A module path as the report shows it ("layers.0.norm1", "top level", "unknown layer")."""
+    from verification.coreml.scopes import describe as describe_module
+
+    return describe_module(module)
+
+
+def _modules_of(program) -> dict:
+    from verification.coreml.scopes import op_modules
+
+    try:
+        return op_modules(program)
+    except TypeError:
+        return {}
+
+
 def find_hazards(
-    fp16_program, inputs: dict, *, fp32_program=None, fp16_mode: str = "fp16_storage"
+    fp16_program,
+    inputs: dict,
+    *,
+    fp32_program=None,
+    fp16_mode: str = "fp16_storage",
+    modules: dict | None = None,
 ) -> HazardReport:
     """Run ``fp16_program`` in fp32 and in ``fp16_mode`` on ``inputs`` and report its fp16 hazards.
 
     ``fp16_program`` / ``fp32_program``: a MIL Program, MLModel or .mlpackage path (the fp32 program is
-    only scanned for constants)."""
+    only scanned for constants). ``modules``: op name -> torch module path; by default what the program
+    records (``verification.coreml.scopes.op_modules``: packages converted by verification.coreml.convert
+    carry it), so each op reported names the layer it comes from."""
+    if modules is None:
+        modules = _modules_of(fp16_program)
     reference_run = MILExecutor(fp16_program, mode="fp32", fold_constants=False)
     fp16_run = MILExecutor(reference_run.program, mode=fp16_mode, fold_constants=False)
     reference: dict = {}
@@ -258,6 +323,7 @@ def find_hazards(
                         int(torch.isinf(tensor).sum()),
                         tensor.numel(),
                         bool(torch.isfinite(ref).all()),
+                        modules.get(info.name),
                     )
                 )
             if not torch.isfinite(ref).all() or tensor.numel() == 0:
@@ -301,13 +367,14 @@ def find_hazards(
                     input_value,
                     own_value,
                     own_error,
+                    modules.get(info.name),
                 )
             )
 
     fp16_run.run(inputs, observe=compare_own, replacements=reference)
     reference.clear()
     warnings = scan_constants(
-        reference_run.program, "fp16 program" if reference_run.is_fp16_program else "program"
+        reference_run.program, "fp16 program" if reference_run.is_fp16_program else "program", modules
     )
     if fp32_program is not None:
         warnings += scan_constants(load_program(fp32_program), "fp32 program")
