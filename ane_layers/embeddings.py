@@ -36,6 +36,22 @@ class EmbeddingsANE(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_inputs(input_ids, token_type_ids, position_ids)
+        seq_len = input_ids.shape[1]
+        if position_ids is None:
+            position_ids = torch.arange(self.position_offset, self.position_offset + seq_len,
+                                        device=input_ids.device)[None, :]
+        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        if self.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            x = x + self.token_type_embeddings(token_type_ids)
+        # ANE principle 1: switch to (B, C, 1, S) once, right after the lookups.
+        return self.norm(to_bc1s(x))
+
+    def check_inputs(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                     position_ids: torch.Tensor | None = None) -> None:
+        """Raise on ids of the wrong rank, dtype or shape, or (eager only) outside their tables."""
         _check_ids(input_ids, "input_ids", self.vocab_size)
         seq_len = input_ids.shape[1]
         if seq_len + self.position_offset > self.max_positions:
@@ -51,16 +67,6 @@ class EmbeddingsANE(nn.Module):
                 raise ValueError("token_type_ids: this embedding has no token type table (type_vocab_size 0)")
             _check_ids(token_type_ids, "token_type_ids", self.token_type_embeddings.num_embeddings,
                        like=input_ids)
-        if position_ids is None:
-            position_ids = torch.arange(self.position_offset, self.position_offset + seq_len,
-                                        device=input_ids.device)[None, :]
-        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
-        if self.token_type_embeddings is not None:
-            if token_type_ids is None:
-                token_type_ids = torch.zeros_like(input_ids)
-            x = x + self.token_type_embeddings(token_type_ids)
-        # ANE principle 1: switch to (B, C, 1, S) once, right after the lookups.
-        return self.norm(to_bc1s(x))
 
 
 def _check_ids(ids, name: str, table_size: int, *, like: torch.Tensor | None = None,

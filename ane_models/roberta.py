@@ -3,7 +3,11 @@
 Differences from BERT (``ane_models.bert``), all here:
 - Position ids come from the ids, as in transformers: tokens other than the padding token are
   numbered padding_idx + 1, padding_idx + 2, ... in order, padding tokens get padding_idx. So the
-  longest sequence is max_position_embeddings - padding_idx - 1 tokens.
+  longest sequence is max_position_embeddings - padding_idx - 1 tokens. They are counted in float
+  (a cumsum of the non-padding flags) and the position rows picked by a one-hot matmul, not a gather
+  on int32 ids: integer tensors and gathers run off the Neural Engine, and this one depends on the
+  ids, so it cannot fold into a constant as BERT's arange does. Exact: counts up to 2048 are exact
+  integers even in fp16, and a one-hot row times the table adds one row to zeros.
 - The masked-LM head is dense + exact GELU + LayerNorm + decoder.
 - Sequence classification uses its own head (dense + tanh + out_proj on the first token), not the
   pooler. Question answering, token classification and multiple choice are BERT's heads over the
@@ -19,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ane_layers import EmbeddingsANE, LayerNormANE, LinearANE, from_bc1s
+from ane_layers import EmbeddingsANE, LayerNormANE, LinearANE, from_bc1s, to_bc1s
 
 from . import bert
 from .common import check_rank, padding_bias
@@ -39,6 +43,35 @@ IGNORED = (
 )
 
 
+class RobertaEmbeddingsANE(EmbeddingsANE):
+    """``EmbeddingsANE`` with RoBERTa's positions, counted from the ids inside the program."""
+
+    def __init__(self, config, *, eps: float):
+        super().__init__(config.vocab_size, config.hidden_size, config.max_position_embeddings,
+                         type_vocab_size=config.type_vocab_size, pad_token_id=config.pad_token_id, eps=eps,
+                         position_offset=config.pad_token_id + 1)
+        self.padding_idx = config.pad_token_id
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if position_ids is not None:  # given: the plain lookup (checked there)
+            return super().forward(input_ids, token_type_ids, position_ids)
+        self.check_inputs(input_ids, token_type_ids)
+        # Stay on the ANE: float counts, not an int32 cumsum; padding keeps padding_idx.
+        not_padding = (input_ids != self.padding_idx).to(torch.float32)
+        positions = torch.cumsum(not_padding, dim=1) * not_padding + self.padding_idx  # (B, S)
+        table = self.position_embeddings.weight  # (max_positions, C)
+        rows = torch.arange(table.shape[0], dtype=torch.float32, device=input_ids.device)
+        one_hot = (positions[:, :, None] == rows).to(table.dtype)  # (B, S, max_positions)
+        x = self.word_embeddings(input_ids) + torch.matmul(one_hot, table)
+        if self.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            x = x + self.token_type_embeddings(token_type_ids)
+        # ANE principle 1: switch to (B, C, 1, S) once, right after the lookups.
+        return self.norm(to_bc1s(x))
+
+
 class RobertaModelANE(bert.BertModelANE):
     """RoBERTa encoder (+ pooler). Returns ``(last_hidden_state, pooled_output)`` like BERT: hidden
     state in (B, C, 1, S), pooled (B, C); without a pooler, ``(last_hidden_state,)``."""
@@ -47,21 +80,14 @@ class RobertaModelANE(bert.BertModelANE):
                  query_chunk_size: int | None = None):
         super().__init__(config, layer_norm_eps=layer_norm_eps, add_pooling_layer=add_pooling_layer,
                          query_chunk_size=query_chunk_size)
-        self.padding_idx = config.pad_token_id
         # Positions start after padding_idx: the length check accounts for the offset.
-        self.embeddings = EmbeddingsANE(config.vocab_size, config.hidden_size, config.max_position_embeddings,
-                                        type_vocab_size=config.type_vocab_size,
-                                        pad_token_id=config.pad_token_id, eps=layer_norm_eps,
-                                        position_offset=config.pad_token_id + 1)
+        self.embeddings = RobertaEmbeddingsANE(config, eps=layer_norm_eps)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None):
         check_rank(input_ids, 2, "input_ids", "(B, S)")
         bias = padding_bias(attention_mask, input_ids)  # once for all layers: (B, S, 1, 1), finite
-        # Count non-padding tokens (a cumsum, which converts to Core ML); padding stays at padding_idx.
-        not_padding = (input_ids != self.padding_idx).to(torch.int32)
-        position_ids = torch.cumsum(not_padding, dim=1, dtype=torch.int32) * not_padding + self.padding_idx
-        x = self.embeddings(input_ids, token_type_ids, position_ids)
+        x = self.embeddings(input_ids, token_type_ids)  # positions counted from the ids
         return self.encode(x, bias)
 
 

@@ -5,7 +5,7 @@ The model: transformers' ``DistilBertForSequenceClassification`` with the Distil
 download), and ``ane_models.optimize`` of it. Both are converted to fp16 ML Programs with the project's
 ``convert`` and analyzed by ``verification.readiness`` (static estimates: see ``ESTIMATE_MODEL``). The
 op counts are set against the published reference implementation's DistilBERT (the same head),
-converted with coremltools 9.0 (docs/ane-notes.md).
+converted with coremltools 9.0 (docs/ane-facts.md, "Toolchain").
 
 Goals, judged at every shape for the ANE-optimized model (exit 1 if one is missed):
 
@@ -39,7 +39,7 @@ from verification import thresholds  # noqa: E402
 from verification.readiness import ESTIMATE_MODEL, analyze, compare, readiness_checks  # noqa: E402
 
 # The published reference DistilBERT (sequence classification, sequence 128) converted with coremltools
-# 9.0: 538 non-const ops; only 2 of its 13 layer norms fuse into a layer_norm op (docs/ane-notes.md).
+# 9.0: 538 non-const ops; only 2 of its 13 layer norms fuse into a layer_norm op (docs/ane-facts.md).
 REFERENCE_OPS = 538
 REFERENCE_OP_COUNTS = {
     "einsum": 144,

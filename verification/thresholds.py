@@ -75,17 +75,39 @@ ANE_OP_SHARE_MIN = 1.0
 # the fallbacks to a small share of the work.
 ANE_COST_SHARE_MIN = 0.95
 
-# Static readiness (from the converted program alone). Goals from the ANE principles: every layer norm
-# fused into one layer_norm op, at most one copy per encoder layer (the key transpose), nothing over the
-# known dimension limits, and no more ops off the ANE than the published optimized DistilBERT's 4.
-# Outside the layers one copy remains: the switch from the embedding gather's (B, S, C) to (B, C, 1, S).
-# A gather cannot write channels-first, and the published model has the same transpose (its 7 = 6 + 1);
-# a second copy outside the layers fails the gate.
+# Static readiness (from the converted program alone). Goals from the ANE principles (docs/ane-facts.md):
+# every layer norm fused into one layer_norm op, at most one copy per encoder layer (the key transpose),
+# nothing over the known dimension limits, and no more ops off the ANE than the published optimized
+# DistilBERT's 4 (the embedding lookup and what feeds it).
 READINESS_LAYER_NORMS_FUSED_MIN = 1.0
 READINESS_COPIES_PER_LAYER_MAX = 1.0
-READINESS_COPIES_OUTSIDE_LAYERS_MAX = 1
 READINESS_DIMS_OVER_LIMITS_MAX = 0
 READINESS_OFF_ANE_OPS_MAX = 4
+# Copies outside the layers, by a rule: one layout switch in, plus the switches out that the head's
+# output layout needs. In: the embedding gather writes (B, S, C), and a gather cannot write channels-first,
+# so one transpose to (B, C, S) (the published model has the same transpose: its 7 = 6 + 1). Out: the
+# encoder's stream is (B, C, 1, S), sequence on the padded last axis (Data format); a head whose output
+# (transformers' layout) keeps the sequence, or a single position, on the last axis needs no copy
+# (hidden states, question-answering start/end (B, S), pooled and sequence-classification logits
+# taken by slicing); a per-token head whose output is (B, S, labels) needs one transpose (masked LM,
+# token classification); multiple choice needs one data-moving reshape, (B * choices, 1, 1, 1) to
+# (B, choices). Measured on every family and head (tests/coreml/test_readiness_defaults.py): exactly these.
+READINESS_COPIES_OUTSIDE_LAYERS_MAX = 1  # the switch in; heads not listed below need no switch out
+READINESS_OUTPUT_LAYOUT_SWITCHES = {
+    "ForMaskedLM": 1,  # (B, vocab, 1, S) -> (B, S, vocab)
+    "ForTokenClassification": 1,  # (B, labels, 1, S) -> (B, S, labels)
+    "ForMultipleChoice": 1,  # (B * choices, 1, 1, 1) -> (B, choices)
+}
+
+
+def readiness_copies_outside_layers_max(architecture: str | None = None) -> int:
+    """Copies allowed outside the encoder layers for ``architecture`` (a transformers class name such
+    as ``BertForTokenClassification``; None or any other name: the switch in only)."""
+    head = next(
+        (h for h in READINESS_OUTPUT_LAYOUT_SWITCHES if architecture and architecture.endswith(h)), None
+    )
+    return READINESS_COPIES_OUTSIDE_LAYERS_MAX + (READINESS_OUTPUT_LAYOUT_SWITCHES[head] if head else 0)
+
 
 # ---------------------------------------------------------------------------------------------------
 # Core AI programs (verification.coreai) run by Core AI's runtime: the interpreter bundled in

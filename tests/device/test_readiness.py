@@ -16,6 +16,8 @@ from verification.readiness import (
     NO_LAYER_NORMS,
     analyze,
     compare,
+    describe_finding,
+    findings_by_check,
     readiness_checks,
     tensor_bytes,
 )
@@ -298,7 +300,13 @@ def test_saved_package_gives_the_same_report(converted):
         "layer_norms_fused",
         "off_ane_ops",
     )
-    assert {k: from_package[k] for k in figures} == {k: in_memory[k] for k in figures}
+    without_module = {
+        k: [{**f, "module": None} for f in v] if k == "off_ane_ops" else v for k, v in in_memory.items()
+    }
+    assert {k: from_package[k] for k in figures} == {k: without_module[k] for k in figures}
+    # coremltools does not save the torch scopes: only the in-memory program names the modules
+    assert all(f["module"] is None for f in from_package["off_ane_ops"])
+    assert all(f["module"] for f in in_memory["off_ane_ops"] if f["op_type"] == "gather")
 
 
 class ReferenceStyleLayerNorm(torch.nn.Module):
@@ -329,3 +337,88 @@ def test_reference_style_layer_norms_converted_by_coremltools_count_as_unfused()
     report = analyze(mlmodel)
     assert report.op_counts.get("layer_norm", 0) == 0 and report.op_counts["reduce_mean"] == 6
     assert (report.layer_norms_fused, report.layer_norms_unfused, report.num_layers) == (0, 3, 1)
+
+
+def reshapes_program():
+    """Reshapes of every kind, by the rule of ``reshape_moves_data`` (fp16: a 64-byte row is 32 values)."""
+
+    @mb.program(
+        input_specs=[
+            mb.TensorSpec(shape=(1, 4, 1, 16), dtype=types.fp16),
+            mb.TensorSpec(shape=(2, 64), dtype=types.fp16),
+            mb.TensorSpec(shape=(6, 1, 1, 1), dtype=types.fp16),
+            mb.TensorSpec(shape=(2, 3, 8), dtype=types.int32),
+        ]
+    )
+    def program(x, wide, logits, ids):
+        kept = mb.reshape(x=x, shape=[4, 16], name="kept_last_axis")  # rows relabelled
+        merged = mb.reshape(x=x, shape=[1, 64], name="merged_rows")  # 4 padded rows of 32 B -> 1 row
+        split = mb.reshape(x=wide, shape=[4, 32], name="unpadded_rows")  # 128 B rows -> 64 B rows
+        choices = mb.reshape(x=logits, shape=[2, 3], name="choices")  # 6 rows of 1 value -> 2 rows of 3
+        flat_ids = mb.reshape(x=ids, shape=[6, 8], name="flat_ids")  # int32, last axis kept: a view
+        ids_rows = mb.reshape(x=ids, shape=[2, 24], name="ids_rows")  # int32, moved
+        return kept, merged, split, choices, flat_ids, ids_rows
+
+    return program
+
+
+def test_a_reshape_is_a_copy_when_it_moves_data():
+    """Minimize copies: a reshape that changes the last axis while a row on either side is padded moves
+    data (a copy); one that keeps the last axis, or whose rows are unpadded on both sides, does not."""
+    report = analyze(reshapes_program())
+    assert [(c.op, c.op_type) for c in report.copies] == [
+        ("merged_rows", "reshape"),
+        ("choices", "reshape"),
+        ("ids_rows", "reshape"),
+    ]
+    assert report.copies[0].detail == "(1, 4, 1, 16) -> (1, 64)"
+    # a relabelling computes nothing: not off the Neural Engine even on int32; a moving int32 reshape is
+    assert [f.op for f in report.off_ane_ops] == ["ids_rows"]
+    outside = {c.name: c for c in readiness_checks(report)}["readiness_copies_outside_layers"]
+    assert (outside.value, outside.passed) == (3, False)
+    assert "reshape merged_rows at #" in outside.reason and "reshape ids_rows" in outside.reason
+
+
+def test_a_metadata_reshape_between_layer_norms_is_not_a_copy():
+    """The multiple-choice pattern: (B, N, S) flattened to (B * N, S) keeps the last axis: no copy."""
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 3, 4, 1, 8), dtype=types.fp16)])
+    def program(x):
+        x = mb.layer_norm(x=x, axes=[2], epsilon=np.float16(1e-5))
+        x = mb.reshape(x=x, shape=[6, 4, 1, 8], name="flattened")  # last axis kept
+        x = mb.layer_norm(x=x, axes=[1], epsilon=np.float16(1e-5))
+        x = mb.reshape(x=x, shape=[6, 4, 8, 1], name="moved")  # last axis 8 -> 1: every value its own row
+        return mb.layer_norm(x=x, axes=[1], epsilon=np.float16(1e-5))
+
+    report = analyze(program)
+    assert [c.op for c in report.copies] == ["moved"]
+    assert (report.copies_in_layers, report.copies_outside_layers, report.num_layers) == (1, 0, 1)
+    assert report.copies[0].layer == "layer 0"
+
+
+def test_failed_checks_name_the_ops_and_where_they_came_from():
+    report = analyze(one_layer_program())
+    found = findings_by_check(report)
+    # the embedding-side transpose, the two copies inside layer 0, the two decomposed layer norms
+    assert [(f.op_type, f.layer) for f in found["readiness_copies_outside_layers"]] == [
+        ("transpose", "embeddings (up to the first layer norm)")
+    ]
+    assert [(f.op_type, f.layer) for f in found["readiness_copies_per_layer"]] == [
+        ("transpose", "layer 0")
+    ] * 2
+    positions = [f.position for f in report.copies]
+    assert positions == sorted(positions) and len(set(positions)) == 3
+    assert [f.layer for f in found["readiness_layer_norms_fused"]] == ["layer 0", "layer 0"]
+    checks = {c.name: c for c in readiness_checks(report)}
+    per_layer = checks["readiness_copies_per_layer"]
+    assert per_layer.passed is False and per_layer.reason.startswith("counted 2: transpose ")
+    assert per_layer.reason.count("(layer 0)") == 2
+    assert checks["readiness_layer_norms_fused"].reason.startswith("counted 2: ")
+    assert (
+        checks["readiness_copies_outside_layers"].passed
+        and checks["readiness_copies_outside_layers"].reason is None
+    )
+    # a line for the reports: op type, name, position, place and detail
+    line = describe_finding(found["readiness_copies_outside_layers"][0])
+    assert line.startswith("transpose ") and "#1; embeddings (up to the first layer norm)" in line
+    assert line.endswith("(1, 8, 4) -> (1, 4, 8)")

@@ -31,10 +31,11 @@ def is_in_spec(family: str, generation: int) -> bool:
     return (family == "M" and generation >= 1) or (family == "A" and generation >= 14)
 
 
-_VENDOR = "vendor figure (docs/ane-notes.md)"
+_VENDOR = "vendor figure (docs/ane-facts.md, Devices)"
 # Ultra chips join two Max dies: two 16-core Neural Engines (vendor figures: M1 Ultra 22, M2 Ultra 31.6).
 _ULTRA = "two Max dies: twice the generation's vendor figure"
-# Vendor TOPS by generation (docs/ane-notes.md). Pro and Max variants share the 16-core Neural Engine.
+# Vendor TOPS by generation (docs/ane-facts.md, Devices). Pro and Max variants share the 16-core
+# Neural Engine.
 # A17 Pro, A18 and M4 look like int8 figures (M4 measured about 19 TFLOPS fp16).
 _GENERATION_TOPS = {
     ("A", 14): 11.0,

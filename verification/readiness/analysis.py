@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from coremltools.converters.mil.mil import Program, types
 
+from .locate import layer_of, module_of
+
 ALIGNMENT_BYTES = 64
-# Limits reported from M1 measurements (docs/ane-notes.md); third-party, reverse-engineered.
+# Limits reported from M1 measurements, third-party and reverse-engineered (docs/ane-facts.md, "Limits").
 MAX_WIDTH, MAX_HEIGHT, MAX_CHANNELS, MAX_CONV_KERNEL_WIDTH = 16384, 16384, 65536, 13
-COPY_OP_TYPES = ("transpose", "reshape")
+# Minimize copies: a transpose always moves data; a reshape only when it changes the padded row layout
+# (see reshape_moves_data).
+TRANSPOSE_OP_TYPE, RESHAPE_OP_TYPE = "transpose", "reshape"
 GATHER_OP_TYPES = ("gather", "gather_nd", "gather_along_axis")
 LAYER_NORM_OP_TYPE = "layer_norm"
 
@@ -33,13 +37,19 @@ ESTIMATE_MODEL = (
     "a tensor is live from the op that makes it (inputs: from the start) to its last consumer (program "
     "outputs: to the end), so an op's inputs and outputs are live together; every op output is a new "
     "buffer (no in-place ops, no aliasing of reshapes: the compiler may do better). Peak: the largest "
-    "sum of live tensor sizes over the ops. Copies: transpose and reshape ops. Layer norms: layer_norm ops "
+    "sum of live tensor sizes over the ops. Copies: every transpose, and every reshape that moves data: "
+    "one that changes the last axis while a row on either side is padded (its bytes not a multiple of 64); "
+    "a reshape that keeps the last axis, or whose rows are unpadded on both sides, only relabels the "
+    "buffer (expand_dims, squeeze and slices are not counted). Layer norms: layer_norm ops "
     "(fused) and decomposed ones (a mean of squared deviations from a mean; a mean is a reduce_mean or a "
     "reduce_sum divided by a constant). Encoder layers: from the "
     "first to the last layer norm (post-LN encoders such as BERT: one embedding layer norm, then two per "
     "layer), layer count = (layer norms - 1) // 2 unless given. Off the Neural Engine: gathers and any "
     "op with an int32 input or output tensor. Dimension limits: last axis as width, the one before as "
-    "height, the one before that as channels; conv kernel width from the weight's last axis."
+    "height, the one before that as channels; conv kernel width from the weight's last axis. A reshape that "
+    "moves no data computes nothing and is not counted off the Neural Engine, whatever its dtype. Where "
+    "an op came from: its position in the program, its place among the layer norms, and the torch module "
+    "(TorchScript scope, or the source line of torch.export) where the converter recorded one."
 )
 
 
@@ -79,6 +89,9 @@ class Finding:
     op: str  # op name (its first output's name)
     op_type: str
     detail: str
+    position: int | None = None  # top-level op index in the program (consts included)
+    layer: str | None = None  # place among the layer norms: "embeddings", "layer 2", "head"...
+    module: str | None = None  # the torch module it came from, where the converter kept the scope
 
 
 @dataclass
@@ -104,6 +117,8 @@ class ReadinessReport:
     off_ane_ops: list[Finding]
     over_limits: list[Finding]
     unknown_shape_tensors: int
+    # the variance op of every layer norm left decomposed (the fusion check names them)
+    unfused_layer_norm_ops: list[Finding] = field(default_factory=list)
     kind: str = "static estimate"
     estimate_model: str = ESTIMATE_MODEL
 
@@ -226,11 +241,16 @@ def analyze(
     def in_layers(index: int) -> bool:
         return bool(norm_positions) and norm_positions[0] < index < norm_positions[-1]
 
+    def found(index: int | None, op, detail: str, name: str | None = None) -> Finding:
+        inferred = layers_source == "inferred from layer norms"
+        layer = None if index is None else layer_of(index, norm_positions, inferred)
+        return Finding(name or _name(op), op.op_type, detail, index, layer, module_of(op))
+
     copies, copies_inside = [], 0
     for index, op in ops:
-        if op.op_type in COPY_OP_TYPES:
+        if is_copy(op):
             source_shape = _static_shape(op.inputs["x"])
-            copies.append(Finding(_name(op), op.op_type, f"{source_shape} -> {_static_shape(op.outputs[0])}"))
+            copies.append(found(index, op, f"{source_shape} -> {_static_shape(op.outputs[0])}"))
             copies_inside += in_layers(index)
 
     # Activation tensors and their live ranges over top-level op positions (-1: before the first op).
@@ -295,55 +315,74 @@ def analyze(
         peak_activation_bytes_unpadded=peak_raw,
         peak_at_op=peak_at,
         largest_intermediate=max(intermediates, key=lambda t: t.padded_bytes, default=None),
-        off_ane_ops=_off_ane_ops(ops),
-        over_limits=_over_limits(ops, block),
+        off_ane_ops=_off_ane_ops(ops, found),
+        over_limits=_over_limits(ops, block, found),
         unknown_shape_tensors=unknown,
+        unfused_layer_norm_ops=[
+            found(index, op, "layer norm left decomposed (mean, centre, square, mean): not one layer_norm op")
+            for index, op in ops
+            if op.op_type != LAYER_NORM_OP_TYPE and _is_unfused_layer_norm(op)
+        ],
     )
 
 
-def _off_ane_ops(ops) -> list[Finding]:
-    found = []
-    for _, op in ops:
+def reshape_moves_data(op) -> bool:
+    """A reshape moves data unless it keeps the padded row layout: the Neural Engine stores the last
+    axis contiguously, each row padded to 64 bytes (Data format), so a reshape that keeps the last axis
+    relabels rows, and one whose rows are unpadded on both sides relabels bytes; any other reshape
+    rewrites the buffer, a copy (Minimize copies). A symbolic shape counts as a copy (cannot tell)."""
+    source, target = _static_shape(op.inputs["x"]), _static_shape(op.outputs[0])
+    if source is None or target is None:
+        return True
+    source_width, target_width = (source[-1] if source else 1), (target[-1] if target else 1)
+    if source_width == target_width:
+        return False
+    itemsize = bytes_per_element(op.outputs[0].dtype)
+    return any(width * itemsize % ALIGNMENT_BYTES for width in (source_width, target_width))
+
+
+def is_copy(op) -> bool:
+    """A transpose, or a reshape that moves data (``reshape_moves_data``)."""
+    return op.op_type == TRANSPOSE_OP_TYPE or (op.op_type == RESHAPE_OP_TYPE and reshape_moves_data(op))
+
+
+def _off_ane_ops(ops, found) -> list[Finding]:
+    result = []
+    for index, op in ops:
         if op.op_type in GATHER_OP_TYPES:
-            found.append(
-                Finding(_name(op), op.op_type, "gather (embedding lookup): runs off the Neural Engine")
-            )
+            result.append(found(index, op, "gather (embedding lookup): runs off the Neural Engine"))
             continue
+        if op.op_type == RESHAPE_OP_TYPE and not reshape_moves_data(op):
+            continue  # a relabelling: no arithmetic, no data moved, whatever the dtype
         tensors = [v for v in _input_vars(op) if not _is_const(v)] + list(op.outputs)
         int32 = [v.name for v in tensors if v.dtype == types.int32]
         if int32:
-            found.append(Finding(_name(op), op.op_type, f"int32 tensors {int32}: run off the Neural Engine"))
-    return found
+            result.append(found(index, op, f"int32 tensors {int32}: run off the Neural Engine"))
+    return result
 
 
-def _over_limits(ops, block) -> list[Finding]:
-    found = []
+def _over_limits(ops, block, found) -> list[Finding]:
+    result = []
     limits = (("width", -1, MAX_WIDTH), ("height", -2, MAX_HEIGHT), ("channels", -3, MAX_CHANNELS))
-    outputs = [(None, var) for var in block.inputs.values()] + [
-        (op, var) for _, op in ops for var in op.outputs
+    outputs = [(None, None, var) for var in block.inputs.values()] + [
+        (index, op, var) for index, op in ops for var in op.outputs
     ]
-    for op, var in outputs:
+    for index, op, var in outputs:
         shape = _static_shape(var)
         if not shape:
             continue
         for what, axis, limit in limits:
             if len(shape) >= -axis and shape[axis] > limit:
-                found.append(
-                    Finding(
-                        var.name,
-                        op.op_type if op else "input",
-                        f"{what} {shape[axis]} > {limit} (shape {shape})",
-                    )
-                )
-    for _, op in ops:
+                detail = f"{what} {shape[axis]} > {limit} (shape {shape})"
+                if op is None:
+                    result.append(Finding(var.name, "input", detail))
+                else:
+                    result.append(found(index, op, detail, name=var.name))
+    for index, op in ops:
         if op.op_type == "conv":
             kernel = _static_shape(op.inputs["weight"])
             if kernel and kernel[-1] > MAX_CONV_KERNEL_WIDTH:
-                found.append(
-                    Finding(
-                        _name(op),
-                        "conv",
-                        f"kernel width {kernel[-1]} > {MAX_CONV_KERNEL_WIDTH} (weight {kernel})",
-                    )
+                result.append(
+                    found(index, op, f"kernel width {kernel[-1]} > {MAX_CONV_KERNEL_WIDTH} (weight {kernel})")
                 )
-    return found
+    return result

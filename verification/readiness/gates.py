@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from verification import thresholds
 from verification.checks import Check, at_least, at_most, not_measured
 
-from .analysis import ESTIMATE_MODEL, ReadinessReport
+from .analysis import ESTIMATE_MODEL, Finding, ReadinessReport
 
 READINESS_METRICS = {
     "readiness_layer_norms_fused": "fused layer_norm ops / all layer norms (static)",
@@ -24,10 +24,46 @@ NO_LAYER_NORMS = (
 )
 
 
-def readiness_checks(report: ReadinessReport, *, strict: bool = False) -> list[Check]:
-    """Gate one report (thresholds in ``verification.thresholds``). The static figures are always there;
-    the layer-norm fusion share is not measured when no layer norm is found, and copies per layer when
-    no encoder layers are (a failure when ``strict``)."""
+def findings_by_check(report: ReadinessReport) -> dict[str, list[Finding]]:
+    """The ops each readiness check counts, by check name: what a failed check names."""
+    inside = [c for c in report.copies if c.layer and c.layer.startswith(("layer ", "between "))]
+    outside = [c for c in report.copies if c not in inside]
+    return {
+        "readiness_layer_norms_fused": list(report.unfused_layer_norm_ops),
+        "readiness_copies_per_layer": inside,
+        "readiness_copies_outside_layers": outside,
+        "readiness_dims_within_limits": list(report.over_limits),
+        "readiness_off_ane_ops": list(report.off_ane_ops),
+    }
+
+
+def describe_finding(finding: Finding) -> str:
+    """One line: op type, name, position, place among the layer norms and torch module, and the detail."""
+    where = [f"#{finding.position}" if finding.position is not None else "program input"]
+    where += [part for part in (finding.layer, finding.module) if part]
+    return f"{finding.op_type} {finding.op} ({'; '.join(where)}): {finding.detail}"
+
+
+def _named(check: Check, findings: list[Finding], limit: int = 5) -> Check:
+    """``check`` with the ops it counted as its reason, when it failed (``findings_by_check`` has all of
+    them, with the module and the detail)."""
+    if check.passed is not False or not findings:
+        return check
+    listed = "; ".join(
+        f"{f.op_type} {f.op} at #{f.position}" + (f" ({f.layer})" if f.layer else "")
+        for f in findings[:limit]
+    )
+    more = f"; and {len(findings) - limit} more" if len(findings) > limit else ""
+    return replace(check, reason=f"counted {len(findings)}: {listed}{more}")
+
+
+def readiness_checks(
+    report: ReadinessReport, *, strict: bool = False, architecture: str | None = None
+) -> list[Check]:
+    """Gate one report (thresholds in ``verification.thresholds``; copies outside the layers by the
+    head of ``architecture``, a transformers class name). The static figures are always there; the
+    layer-norm fusion share is not measured when no layer norm is found, and copies per layer when no
+    encoder layers are (a failure when ``strict``). A failed check names the ops it counted."""
     m = READINESS_METRICS
     if report.layer_norms:
         checks = [
@@ -72,7 +108,7 @@ def readiness_checks(report: ReadinessReport, *, strict: bool = False) -> list[C
             "readiness_copies_outside_layers",
             m["readiness_copies_outside_layers"],
             report.copies_outside_layers,
-            thresholds.READINESS_COPIES_OUTSIDE_LAYERS_MAX,
+            thresholds.readiness_copies_outside_layers_max(architecture),
         ),
         at_most(
             "readiness_dims_within_limits",
@@ -87,7 +123,8 @@ def readiness_checks(report: ReadinessReport, *, strict: bool = False) -> list[C
             thresholds.READINESS_OFF_ANE_OPS_MAX,
         ),
     ]
-    return checks
+    findings = findings_by_check(report)
+    return [_named(c, findings.get(c.name, [])) for c in checks]
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import gate_config, model_zoo
 
@@ -37,6 +38,7 @@ class Context:
     backend: str = "mil"
     baseline_reference: tuple = ()
     optimized_path: Path | None = None
+    optimized_model: Any = None  # the in-memory MLModel: keeps the torch scopes the saved package drops
     baseline_path: Path | None = None
     baseline_error: str | None = None
 
@@ -54,13 +56,23 @@ class Context:
         return self.optimized_path
 
 
+def architecture_of(ctx: Context) -> str | None:
+    """The transformers class the optimized model was built from (its head), if any."""
+    config = getattr(ctx.built.optimized, "ane_config", None) if ctx.built is not None else None
+    return getattr(config, "architecture", None)
+
+
 def judged_check(name: str, metric: str, value, ctx: Context, reason: str | None = None) -> dict:
     """A check judged against the run's threshold for ``name`` (defaults < pyproject < flags)."""
     o = ctx.options
     threshold = o.overrides.get(
         name,
         gate_config.default_threshold(
-            name, precision=o.precision, seq_len=o.seq_len, batch_size=o.batch_size
+            name,
+            precision=o.precision,
+            seq_len=o.seq_len,
+            batch_size=o.batch_size,
+            architecture=architecture_of(ctx),
         ),
     )
     raw = {

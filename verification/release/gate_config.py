@@ -27,7 +27,7 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "fp16_unrepresentable_constants": (AT_MOST, 0),
     "readiness_layer_norms_fused": (AT_LEAST, thresholds.READINESS_LAYER_NORMS_FUSED_MIN),
     "readiness_copies_per_layer": (AT_MOST, thresholds.READINESS_COPIES_PER_LAYER_MAX),
-    "readiness_copies_outside_layers": (AT_MOST, thresholds.READINESS_COPIES_OUTSIDE_LAYERS_MAX),
+    "readiness_copies_outside_layers": (AT_MOST, None),  # by head: readiness_copies_outside_layers_max
     "readiness_dims_within_limits": (AT_MOST, thresholds.READINESS_DIMS_OVER_LIMITS_MAX),
     "readiness_off_ane_ops": (AT_MOST, thresholds.READINESS_OFF_ANE_OPS_MAX),
     "speedup_vs_baseline": (AT_LEAST, None),  # by (seq_len, batch): thresholds.speedup_threshold
@@ -53,11 +53,18 @@ def coreml_parity_default(precision: str) -> float:
 
 
 def default_threshold(
-    name: str, *, precision: str | None = None, seq_len: int | None = None, batch_size: int | None = None
+    name: str,
+    *,
+    precision: str | None = None,
+    seq_len: int | None = None,
+    batch_size: int | None = None,
+    architecture: str | None = None,
 ) -> float:
     direction, value = CHECKS[name]
     if value is not None:
         return value
+    if name == "readiness_copies_outside_layers":
+        return thresholds.readiness_copies_outside_layers_max(architecture)
     if name == "coreml_parity_psnr_db":
         return coreml_parity_default(precision or "fp16")
     return thresholds.speedup_threshold(name, seq_len or 0, batch_size or 0)

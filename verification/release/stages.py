@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from ane_layers import from_bc1s
 
 from ..metrics import psnr
 from . import model_zoo
-from .context import Context, adopted_check, judged_check
+from .context import Context, adopted_check, architecture_of, judged_check
 
 STAGES = (
     "build baseline and optimized model",
@@ -143,6 +144,7 @@ def convert(ctx: Context) -> None:
     # Named as in the published tutorial (HuggingFace_ane_transformers_distilbert_seqLen128_batchSize1).
     mlmodel = to_coreml(ctx.pair.optimized, ctx.inputs, precision=o.precision, exporter=o.exporter)
     ctx.optimized_path = save(mlmodel, ctx.staging / f"HuggingFace_ane_transformers_{stem}.mlpackage")
+    ctx.optimized_model = mlmodel
     ctx.artifacts["optimized_mlpackage"] = ctx.optimized_path.name
     # The baseline takes the optimized model's inputs (names, shapes, dtypes), so that one input
     # dictionary times both. torch.nn.Transformer converts only through torch.export: traced, its
@@ -248,11 +250,17 @@ def _attention_blocks(ctx: Context) -> int | None:
 
 
 def readiness(ctx: Context) -> None:
-    from ..readiness import analyze, compare, readiness_checks
+    from ..readiness import analyze, compare, findings_by_check, readiness_checks
 
     layers = _attention_blocks(ctx)
-    optimized = analyze(str(ctx.package), label="optimized", num_layers=layers)
-    ctx.checks.extend(adopted_check(c, ctx) for c in readiness_checks(optimized))
+    # the in-memory program: the same figures as the package, plus the torch module of every op found
+    source = ctx.optimized_model if ctx.optimized_model is not None else str(ctx.package)
+    optimized = analyze(source, label="optimized", num_layers=layers)
+    checks = readiness_checks(optimized, architecture=architecture_of(ctx))
+    ctx.checks.extend(adopted_check(c, ctx) for c in checks)
+    ctx.details["readiness_findings"] = {
+        name: [asdict(f) for f in found] for name, found in findings_by_check(optimized).items()
+    }
     ctx.details["op_counts"] = {"optimized": dict(optimized.op_counts)}
     if ctx.baseline_path is not None:
         baseline = analyze(str(ctx.baseline_path), label="baseline", num_layers=layers)

@@ -104,3 +104,36 @@ def environment_rows(report: dict) -> tuple[list[tuple[str, str]], list[tuple[st
     versions = environment.get("versions") or {}
     device = [(str(k), value_text(v)) for k, v in fingerprint.items() if k not in versions]
     return device, [(str(k), value_text(v)) for k, v in versions.items()]
+
+
+FINDING_COLUMNS = ("op type", "op", "position", "place", "torch module", "detail")
+
+
+def readiness_failures(report: dict) -> list[tuple[str, list[tuple[str, str, str, str, str, str]]]]:
+    """(check name, rows of ``FINDING_COLUMNS``) for every measured readiness check that failed, from the
+    ops each check counted (``details["readiness_findings"]``); a check with nothing recorded is left out."""
+    findings = (report.get("details") or {}).get("readiness_findings") or {}
+    failed = []
+    for check in report["checks"]:
+        found = findings.get(check["name"])
+        if check["passed"] is False and check["measured"] and found:
+            rows = [
+                (
+                    str(f.get("op_type")),
+                    str(f.get("op")),
+                    "input" if f.get("position") is None else f"#{f['position']}",
+                    str(f.get("layer") or "-"),
+                    str(f.get("module") or "-"),
+                    str(f.get("detail") or ""),
+                )
+                for f in found
+            ]
+            failed.append((check["name"], rows))
+    return failed
+
+
+def finding_line(row: tuple[str, ...]) -> str:
+    """One row of ``readiness_failures`` as a line of text (JUnit, terminals)."""
+    op_type, op, position, place, module, detail = row
+    where = "; ".join(part for part in (position, place, module) if part != "-")
+    return f"{op_type} {op} ({where}): {detail}"

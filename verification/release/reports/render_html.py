@@ -171,9 +171,17 @@ def _readiness(readiness: dict) -> list[str]:
     return parts + [_table(header, rows, caption="static estimate: baseline and optimized side by side")]
 
 
+def _readiness_failures(report: dict) -> list[str]:
+    parts = []
+    for name, rows in content.readiness_failures(report):
+        parts.append(f"<h2>Failed <code>{escape(name)}</code>: the ops it counted</h2>")
+        parts.append(_table(content.FINDING_COLUMNS, rows, caption=f"ops counted by {name}"))
+    return parts
+
+
 def _details(report: dict) -> list[str]:
     details = report.get("details") or {}
-    parts = []
+    parts = _readiness_failures(report)
     if details.get("layer_parity"):
         parts += _layer_parity(report, details["layer_parity"])
     if details.get("op_counts"):

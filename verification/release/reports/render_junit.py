@@ -39,12 +39,17 @@ def render_junit(report: dict) -> str:
     for key, value in report["config"].items():
         ET.SubElement(properties, "property", name=_xml_text(key), value=_xml_text(value))
     classname = _xml_text(f"ane-verify.{report['model']}")
+    counted = dict(content.readiness_failures(report))
     for check in checks:
         case = ET.SubElement(suite, "testcase", classname=classname, name=_xml_text(check["name"]), time="0")
         if check["passed"] is False:
             message = check.get("reason") if not check["measured"] else _figures(check)
             failure = ET.SubElement(case, "failure", message=_xml_text(message), type="CheckFailed")
-            failure.text = _xml_text(_figures(check))
+            failure.text = _xml_text(
+                "\n".join(
+                    [_figures(check), *(content.finding_line(r) for r in counted.get(check["name"], []))]
+                )
+            )
         elif check["passed"] is None:
             ET.SubElement(case, "skipped", message=_xml_text(check.get("reason") or "not measured"))
     root = ET.Element("testsuites", name="ane-verify")

@@ -101,9 +101,20 @@ def _readiness(readiness: dict) -> list[str]:
     return lines + _table(("figure (static estimate)", "baseline", "optimized", "ratio"), rows)
 
 
+def _readiness_failures(report: dict) -> list[str]:
+    lines = []
+    for name, rows in content.readiness_failures(report):
+        lines += [f"## Failed {_code(name)}: the ops it counted", ""]
+        lines += _table(
+            content.FINDING_COLUMNS,
+            [tuple(_code(c) if i < 2 else _text(c) for i, c in enumerate(r)) for r in rows],
+        )
+    return lines
+
+
 def _details(report: dict) -> list[str]:
     details = report.get("details") or {}
-    lines = []
+    lines = _readiness_failures(report)
     if details.get("layer_parity"):
         lines += _layer_parity(report, details["layer_parity"])
     if details.get("op_counts"):
