@@ -299,14 +299,16 @@ def test_saved_package_gives_the_same_report(converted):
         "padding_bytes_total",
         "layer_norms_fused",
         "off_ane_ops",
+        "copies",
     )
-    without_module = {
-        k: [{**f, "module": None} for f in v] if k == "off_ane_ops" else v for k, v in in_memory.items()
-    }
-    assert {k: from_package[k] for k in figures} == {k: without_module[k] for k in figures}
-    # coremltools does not save the torch scopes: only the in-memory program names the modules
-    assert all(f["module"] is None for f in from_package["off_ane_ops"])
-    assert all(f["module"] for f in in_memory["off_ane_ops"] if f["op_type"] == "gather")
+    assert {k: from_package[k] for k in figures} == {k: in_memory[k] for k in figures}
+    # the torch module of each op survives the save (verification.coreml.scopes keeps the map)
+    assert [f["module"] for f in from_package["copies"]] == [f["module"] for f in in_memory["copies"]]
+    assert [f["module"] for f in from_package["copies"]] == [
+        "embeddings",
+        "layers.0.self_attn",
+        "layers.1.self_attn",
+    ]
 
 
 class ReferenceStyleLayerNorm(torch.nn.Module):

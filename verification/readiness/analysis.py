@@ -11,13 +11,16 @@ numbers; it travels in every report.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from coremltools.converters.mil.mil import Program, types
 
-from .locate import layer_of, module_of
+from verification.coreml.scopes import op_modules
+
+from .locate import layer_of
 
 ALIGNMENT_BYTES = 64
 # Limits reported from M1 measurements, third-party and reverse-engineered (docs/ane-facts.md, "Limits").
@@ -49,7 +52,7 @@ ESTIMATE_MODEL = (
     "height, the one before that as channels; conv kernel width from the weight's last axis. A reshape that "
     "moves no data computes nothing and is not counted off the Neural Engine, whatever its dtype. Where "
     "an op came from: its position in the program, its place among the layer norms, and the torch module "
-    "(TorchScript scope, or the source line of torch.export) where the converter recorded one."
+    "path (verification.coreml.scopes) where the program records one."
 )
 
 
@@ -91,7 +94,7 @@ class Finding:
     detail: str
     position: int | None = None  # top-level op index in the program (consts included)
     layer: str | None = None  # place among the layer norms: "embeddings", "layer 2", "head"...
-    module: str | None = None  # the torch module it came from, where the converter kept the scope
+    module: str | None = None  # torch module path (verification.coreml.scopes; "" top level)
 
 
 @dataclass
@@ -221,6 +224,7 @@ def analyze(
 ) -> ReadinessReport:
     """The static readiness report of ``source`` (``Program``, ``MLModel`` or ``.mlpackage`` path)."""
     program = _program(source)
+    modules = op_modules(source if not isinstance(source, os.PathLike) else str(source))
     block = program.functions[function]
     walked = _walk(block)
     ops = [(i, op) for i, op in walked if op.op_type != "const"]
@@ -244,7 +248,7 @@ def analyze(
     def found(index: int | None, op, detail: str, name: str | None = None) -> Finding:
         inferred = layers_source == "inferred from layer norms"
         layer = None if index is None else layer_of(index, norm_positions, inferred)
-        return Finding(name or _name(op), op.op_type, detail, index, layer, module_of(op))
+        return Finding(name or _name(op), op.op_type, detail, index, layer, modules.get(op.name))
 
     copies, copies_inside = [], 0
     for index, op in ops:

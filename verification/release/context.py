@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import gate_config, model_zoo
 
@@ -38,7 +37,6 @@ class Context:
     backend: str = "mil"
     baseline_reference: tuple = ()
     optimized_path: Path | None = None
-    optimized_model: Any = None  # the in-memory MLModel: keeps the torch scopes the saved package drops
     baseline_path: Path | None = None
     baseline_error: str | None = None
 

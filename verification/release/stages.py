@@ -144,7 +144,6 @@ def convert(ctx: Context) -> None:
     # Named as in the published tutorial (HuggingFace_ane_transformers_distilbert_seqLen128_batchSize1).
     mlmodel = to_coreml(ctx.pair.optimized, ctx.inputs, precision=o.precision, exporter=o.exporter)
     ctx.optimized_path = save(mlmodel, ctx.staging / f"HuggingFace_ane_transformers_{stem}.mlpackage")
-    ctx.optimized_model = mlmodel
     ctx.artifacts["optimized_mlpackage"] = ctx.optimized_path.name
     # The baseline takes the optimized model's inputs (names, shapes, dtypes), so that one input
     # dictionary times both. torch.nn.Transformer converts only through torch.export: traced, its
@@ -253,9 +252,7 @@ def readiness(ctx: Context) -> None:
     from ..readiness import analyze, compare, findings_by_check, readiness_checks
 
     layers = _attention_blocks(ctx)
-    # the in-memory program: the same figures as the package, plus the torch module of every op found
-    source = ctx.optimized_model if ctx.optimized_model is not None else str(ctx.package)
-    optimized = analyze(source, label="optimized", num_layers=layers)
+    optimized = analyze(str(ctx.package), label="optimized", num_layers=layers)
     checks = readiness_checks(optimized, architecture=architecture_of(ctx))
     ctx.checks.extend(adopted_check(c, ctx) for c in checks)
     ctx.details["readiness_findings"] = {
