@@ -1,0 +1,175 @@
+"""The weights of a converted program: which ops carry one, how each is stored, and its dense values.
+
+A weight is a constant input of a conv, linear, matmul or gather op with at least ``WEIGHT_THRESHOLD``
+elements (coremltools' compression skips smaller ones: biases, norms). In a compressed program the input
+comes from a chain of ``constexpr_*`` ops; its stored size is the sum of the chain's constant inputs at
+their MIL bit widths (uint4 indices: 4 bits each, fp16 tables: 16 ...).
+
+The dense values of a compressed weight are read with coremltools' own value inference (the op
+definitions' ``materialized_val_inference``), not the executor's kernels, so that the fake-compressed
+torch model of the three-way comparison is independent of the kernels it helps to check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from coremltools.converters.mil.mil import types
+
+from ..mil.program import load_program
+
+# the op types whose constant inputs coremltools compresses, and which of their inputs is the weight
+WEIGHT_INPUTS = {"conv": ("weight",), "linear": ("weight",), "matmul": ("x", "y"), "gather": ("x",)}
+WEIGHT_OPS = tuple(WEIGHT_INPUTS)
+WEIGHT_THRESHOLD = 2048  # coremltools.optimize.coreml's default weight_threshold (elements)
+
+
+@dataclass(frozen=True)
+class Weight:
+    op: str  # the consuming op's name (the key of coremltools' op_name_configs)
+    op_type: str
+    input: str  # its input name: "weight" for conv/linear, "x" for gather, "x"/"y" for matmul
+    shape: tuple
+    stored_bits: int  # as the program stores it
+    dense_bits: int  # as a dense tensor of the op's float type
+    form: str  # "dense" or the constexpr chain, e.g. "constexpr_lut_to_dense"
+
+    @property
+    def count(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def bits_per_weight(self) -> float:
+        return self.stored_bits / self.count
+
+
+def _bitwidth(var) -> int:
+    dtype = var.dtype if types.is_tensor(var.sym_type) else var.sym_type
+    if dtype == types.str:
+        return 0
+    return int(dtype.get_bitwidth()) if hasattr(dtype, "get_bitwidth") else 8 * np.dtype(types.nptype_from_builtin(dtype)).itemsize
+
+
+def _numel(var) -> int:
+    return int(np.prod(var.shape)) if types.is_tensor(var.sym_type) else 1
+
+
+def _chain(var) -> tuple[list, int]:
+    """The constexpr ops behind ``var`` (outermost last) and the bits their constant leaves occupy."""
+    op = var.op
+    if op is None or op.op_type == "const":
+        return [], _numel(var) * _bitwidth(var)
+    ops, bits = [op], 0
+    for value in op.inputs.values():
+        inner_ops, inner_bits = _chain(value)
+        ops = inner_ops + ops if inner_ops else ops
+        bits += inner_bits
+    return ops, bits
+
+
+def _is_constant(var) -> bool:
+    return var.op is not None and (var.op.op_type == "const" or var.op.op_type.startswith("constexpr_"))
+
+
+def weights(source, threshold: int = WEIGHT_THRESHOLD) -> list[Weight]:
+    """Every weight of the program's main function (``source``: MLModel, path or Program), in op order."""
+    function = load_program(source).functions["main"]
+    found = []
+    for op in function.operations:
+        if op.op_type not in WEIGHT_OPS:
+            continue
+        for name, var in op.inputs.items():
+            if name not in WEIGHT_INPUTS[op.op_type] or not _is_constant(var) or not types.is_tensor(var.sym_type):
+                continue
+            if not types.is_float(var.dtype) or _numel(var) < threshold:
+                continue
+            ops, bits = _chain(var)
+            form = "+".join(dict.fromkeys(o.op_type for o in ops)) or "dense"
+            dense = _numel(var) * _bitwidth(var)
+            found.append(Weight(op.name, op.op_type, name, tuple(int(d) for d in var.shape), bits, dense, form))
+    return found
+
+
+def producers(source) -> dict[str, str]:
+    """Weight-carrying op name -> the name of the op producing its weight (a const, or the outermost
+    constexpr op of a compressed weight): the names coremltools' op_name_configs match weights by."""
+    function = load_program(source).functions["main"]
+    found = {}
+    for op in function.operations:
+        for name in WEIGHT_INPUTS.get(op.op_type, ()):
+            var = op.inputs.get(name)
+            if var is not None and _is_constant(var):
+                found.setdefault(op.name, var.op.name)
+    return found
+
+
+def dense_values(source) -> dict[tuple[str, str], np.ndarray]:
+    """(op name, input name) -> the weight's dense values, decompressed by coremltools' value inference."""
+    function = load_program(source).functions["main"]
+    values = {}
+    for op in function.operations:
+        if op.op_type not in WEIGHT_OPS:
+            continue
+        for name, var in op.inputs.items():
+            if name not in WEIGHT_INPUTS[op.op_type] or not _is_constant(var) or not types.is_tensor(var.sym_type):
+                continue
+            if var.val is not None:
+                values[(op.name, name)] = np.asarray(var.val)
+            elif var.op.op_type.startswith("constexpr_"):
+                value = var.op.materialized_val_inference()
+                index = list(var.op.outputs).index(var)
+                values[(op.name, name)] = np.asarray(value[index] if isinstance(value, tuple) else value)
+    return values
+
+
+@dataclass(frozen=True)
+class SizeSummary:
+    """Weights over the threshold (the compressible ones) before and after, and the whole program."""
+
+    weights: int  # how many
+    elements: int
+    dense_bytes: float
+    stored_bytes: float
+    program_bytes: float  # every constant of the program as stored (the static weight memory)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8 * self.stored_bytes / self.elements if self.elements else 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.dense_bytes / self.stored_bytes if self.stored_bytes else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "weights": self.weights,
+            "elements": self.elements,
+            "dense_bytes": int(self.dense_bytes),
+            "stored_bytes": int(self.stored_bytes),
+            "bits_per_weight": round(self.bits_per_weight, 3),
+            "compression_ratio": round(self.ratio, 3),
+            "program_weight_bytes": int(self.program_bytes),
+        }
+
+
+def program_constant_bytes(source) -> float:
+    """Bytes of every constant (const and constexpr inputs) of the main function as the program stores them."""
+    function = load_program(source).functions["main"]
+    bits = 0
+    for op in function.operations:
+        if op.op_type == "const":  # a compressed weight's leaves are consts too; its dense form is not
+            bits += sum(_numel(v) * _bitwidth(v) for v in op.outputs)
+    return bits / 8
+
+
+def size_summary(source) -> SizeSummary:
+    source = load_program(source)
+    found = weights(source)
+    return SizeSummary(
+        weights=len(found),
+        elements=sum(w.count for w in found),
+        dense_bytes=sum(w.dense_bits for w in found) / 8,
+        stored_bytes=sum(w.stored_bits for w in found) / 8,
+        program_bytes=program_constant_bytes(source),
+    )
