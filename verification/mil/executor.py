@@ -10,7 +10,8 @@ Precision modes (see ``MODES``) decide how the program's fp16 values are stored 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,6 +180,7 @@ class MILExecutor:
         self.folded_ops: list[OpInfo] = []
         self._steps: list = []
         self._upcast_cache: dict = {}
+        self._constant_uses: dict[str, list] = {}  # constant name -> (step index, keyword) of its readers
         for var in self.function.inputs.values():
             self._new_slot(var)
             self._var_by_name[var.name] = var
@@ -242,6 +244,7 @@ class MILExecutor:
     def _add_op(self, op, info, kernel, always_fold=False):
         upcast = self.mode == "fp16_native" and kernel.fp32_accumulate
         fixed, data, attrs, tuples = {}, [], [], []
+        constant_inputs: list = []
         all_constant = True
         float_inputs_fp16 = True
         for name, var in op.inputs.items():
@@ -267,6 +270,8 @@ class MILExecutor:
             if self._is_constant(var):
                 value = self._constant_for_kernel(var, upcast and not is_attribute)
                 fixed[name] = _python_value(value) if is_attribute else value
+                if not is_attribute:
+                    constant_inputs.append((name, var.name))
             else:
                 all_constant = False
                 (attrs if is_attribute else data).append((name, self._slot_of[var.name]))
@@ -281,6 +286,8 @@ class MILExecutor:
             self._fold(op, info, call, fixed, finishers)
             return
         out_slots = tuple(self._new_slot(var) for var in op.outputs)
+        for keyword, name in constant_inputs:
+            self._constant_uses.setdefault(name, []).append((len(self._steps), keyword))
         self._steps.append(
             [call, fixed, tuple(data), tuple(attrs), tuple(tuples), out_slots, finishers, (), info]
         )
@@ -427,6 +434,34 @@ class MILExecutor:
         """``value`` (a tensor or array) as this mode stores variable ``name``: rounded to fp16 where the
         program declares fp16 (fp16-storage mode), a float16 tensor (native mode), as is in fp32 mode."""
         return self._to_storage(value, self._var_by_name[name])
+
+    @contextmanager
+    def replaced_constants(self, values: Mapping) -> Iterator[MILExecutor]:
+        """Within the block, runs read ``values`` (constant name -> array) instead of those constants
+        (stored as this mode stores them). Only constants read by ops that run per call can be replaced
+        (a constant folded into another at load time cannot). The per-layer sensitivity swaps one weight
+        at a time this way, without building a new plan."""
+        saved = []
+        try:
+            for name, value in values.items():
+                uses = self._constant_uses.get(name)
+                if not uses:
+                    raise KeyError(
+                        f"{name!r} is not a constant read by an op that runs per call (unknown, or folded)"
+                    )
+                stored = self._to_storage(value, self._var_by_name[name])
+                for index, keyword in uses:
+                    fixed = self._steps[index][1]
+                    if tuple(stored.shape) != tuple(fixed[keyword].shape):
+                        raise ValueError(
+                            f"{name!r}: replacement shape {tuple(stored.shape)}, expected {tuple(fixed[keyword].shape)}"
+                        )
+                    saved.append((fixed, keyword, fixed[keyword]))
+                    fixed[keyword] = stored.to(fixed[keyword].dtype)
+            yield self
+        finally:
+            for fixed, keyword, value in reversed(saved):
+                fixed[keyword] = value
 
     @property
     def op_count(self) -> int:
