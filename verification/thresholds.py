@@ -133,6 +133,7 @@ COREAI_FP16_PSNR_DB = 50.0
 # the published bar because fp16 itself is, not the conversion: 5 dB under torch's fp16 figure.
 COREAI_FP16_MULTIPLE_CHOICE_PSNR_DB = 45.0
 
+# ---------------------------------------------------------------------------------------------------
 # Compressed weights (verification.compression; check names compression_* in report.json)
 # ---------------------------------------------------------------------------------------------------
 # Published gates for a compressed model's outputs against the source model (Core AI, apple/coreai-models:

@@ -51,7 +51,7 @@ def check_weight(config: Config, weight: Weight, where: str) -> None:
             raise RecipeError(
                 f"{where} {config.text()}: group size {group} does not divide the {channels} output channels "
                 f"of {weight.op} {weight.shape}; allowed: a divisor of {channels} such as {allowed[-6:]}, "
-                "or leave that layer out in a recipe (recipe=FILE, [compression.op_types] gather = \"none\")"
+                'or leave that layer out in a recipe (recipe=FILE, [compression.op_types] gather = "none")'
             )
     if config.quantize is not None and config.quantize.block_size and len(weight.shape) > in_axis:
         block, channels = config.quantize.block_size, weight.shape[in_axis]
@@ -137,8 +137,13 @@ def compress_ops(mlmodel, configs: dict[str, Config]):
     model = mlmodel
     done: set[str] = set()
     steps = (
-        ("prune", cto.prune_weights, lambda c: cto.OpMagnitudePrunerConfig(
-            target_sparsity=c.prune.sparsity, weight_threshold=WEIGHT_THRESHOLD)),
+        (
+            "prune",
+            cto.prune_weights,
+            lambda c: cto.OpMagnitudePrunerConfig(
+                target_sparsity=c.prune.sparsity, weight_threshold=WEIGHT_THRESHOLD
+            ),
+        ),
         ("palettize", cto.palettize_weights, lambda c: _palettizer(c.palettize)),
         ("quantize", cto.linear_quantize_weights, lambda c: _quantizer(c.quantize, c.palettize is not None)),
     )

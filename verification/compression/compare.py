@@ -151,7 +151,10 @@ class ThreeWay:
 
     def to_dict(self) -> dict:
         def side(s: Side) -> dict:
-            return {"psnr_db": round(s.psnr_db, 2), "agreement": None if s.agreement is None else round(s.agreement, 4)}
+            return {
+                "psnr_db": round(s.psnr_db, 2),
+                "agreement": None if s.agreement is None else round(s.agreement, 4),
+            }
 
         return {
             "fake_compressed_vs_torch": side(self.fake_vs_torch),

@@ -27,9 +27,10 @@ a MIL op name). As TOML (``recipe=FILE`` on the command line)::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import tomllib
 
 # coremltools 9 (coremltools.optimize.coreml): the LUT index types of constexpr_lut_to_dense. iOS16 packs
 # indices of 1, 2, 4, 6 or 8 bits; iOS18 adds 3 bits (uint3).
@@ -109,14 +110,24 @@ class Config:
 
     @property
     def nominal_bits(self) -> float:
-        """Bits per weight before tables, scales and masks (16 when uncompressed)."""
+        """Bits per weight (16 when uncompressed), with a per-block quantization's fp16 scale (and offset)
+        per block counted in; look-up tables and per-channel scales are left out (a few % at most)."""
         if self.palettize is not None:
             bits = float(self.palettize.nbits)
         elif self.quantize is not None:
             bits = float(self.quantize.nbits)
+            if self.quantize.block_size:
+                offset = 0 if self.quantize.symmetric else self.quantize.nbits
+                bits += (16 + offset) / self.quantize.block_size
         else:
             bits = 16.0
-        return bits * (1 - self.prune.sparsity) + 1 if self.prune is not None else bits
+        if self.prune is None:
+            return bits
+        # one mask bit per weight; pruned + quantized weights carry the mask twice: coremltools 9 gives the
+        # constexpr_sparse_blockwise_shift_scale and the constexpr_sparse_to_dense after it a const mask
+        # each (measured: two mask consts per weight, and weight.bin holds both)
+        masks = 2 if self.quantize is not None and self.palettize is None else 1
+        return bits * (1 - self.prune.sparsity) + masks
 
     def __str__(self) -> str:
         return self.text()
@@ -152,7 +163,9 @@ def _step(option: str, text: str):
     parts = rest.split(":") if rest else []
     if kind == "palettize":
         if not parts:
-            raise RecipeError(f"{option}: palettize needs a bit width, e.g. palettize:4; allowed {PALETTE_BITS}")
+            raise RecipeError(
+                f"{option}: palettize needs a bit width, e.g. palettize:4; allowed {PALETTE_BITS}"
+            )
         nbits = _int(option, "bit width", parts[0], str(PALETTE_BITS))
         if nbits not in PALETTE_BITS:
             raise RecipeError(f"{option}: palettize bit width {nbits} is not one of {PALETTE_BITS}")

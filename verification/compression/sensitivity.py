@@ -136,7 +136,9 @@ class _Runner:
     def psnr(self, values: dict) -> float:
         with self.executor.replaced_constants({self.var_of[k]: v for k, v in values.items()}):
             outputs = [self.executor.run(feed)[self.output].astype(np.float32) for feed in self.feeds]
-        got = np.concatenate([_comparable(o, m).reshape(-1) for o, m in zip(outputs, self.reals, strict=True)])
+        got = np.concatenate(
+            [_comparable(o, m).reshape(-1) for o, m in zip(outputs, self.reals, strict=True)]
+        )
         return psnr(self.reference, got)
 
 
@@ -181,8 +183,15 @@ def layer_sensitivity(
     result = Sensitivity(config.text(), baseline, everything, costs, 0.0)
     if target_psnr_db is not None:
         result.mixed = _mixed_bit(
-            mlmodel, config, fallback or default_fallback(config), costs, runner, values, compressed,
-            target_psnr_db, modules,
+            mlmodel,
+            config,
+            fallback or default_fallback(config),
+            costs,
+            runner,
+            values,
+            compressed,
+            target_psnr_db,
+            modules,
         )
     result.seconds = time.perf_counter() - start
     return result
@@ -240,7 +249,9 @@ def _mixed_bit(mlmodel, config, fallback, costs, runner, values, compressed, tar
         predicted = measure(k)
     promoted = [c.layer for c in costs[:k]]
     layers = {op: fallback for ops in ops_of[:k] for op in ops}
-    recipe = Recipe(config, {}, layers, source=f"mixed-bit search: {config.text()}, fallback {fallback.text()}")
+    recipe = Recipe(
+        config, {}, layers, source=f"mixed-bit search: {config.text()}, fallback {fallback.text()}"
+    )
     per_op = {op: (fallback if op in layers else config) for op in keys}
     real = compress_ops(mlmodel, {op: c for op, c in per_op.items() if not c.is_none})
     plain_program = MILExecutor(real)

@@ -12,6 +12,7 @@ torch model of the three-way comparison is independent of the kernels it helps t
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,24 +49,33 @@ def _bitwidth(var) -> int:
     dtype = var.dtype if types.is_tensor(var.sym_type) else var.sym_type
     if dtype == types.str:
         return 0
-    return int(dtype.get_bitwidth()) if hasattr(dtype, "get_bitwidth") else 8 * np.dtype(types.nptype_from_builtin(dtype)).itemsize
+    return (
+        int(dtype.get_bitwidth())
+        if hasattr(dtype, "get_bitwidth")
+        else 8 * np.dtype(types.nptype_from_builtin(dtype)).itemsize
+    )
 
 
 def _numel(var) -> int:
     return int(np.prod(var.shape)) if types.is_tensor(var.sym_type) else 1
 
 
-def _chain(var) -> tuple[list, int]:
-    """The constexpr ops behind ``var`` (outermost last) and the bits their constant leaves occupy."""
+def _chain(var, seen: set | None = None) -> tuple[list, int]:
+    """The constexpr ops behind ``var`` (innermost first) and the bits their constant leaves occupy; an
+    op reached twice (a sparse op's mask and values both come from the op before it) counts once."""
+    seen = set() if seen is None else seen
     op = var.op
-    if op is None or op.op_type == "const":
+    if op is None or id(op) in seen:
+        return [], 0
+    seen.add(id(op))
+    if op.op_type == "const":
         return [], _numel(var) * _bitwidth(var)
-    ops, bits = [op], 0
+    ops, bits = [], 0
     for value in op.inputs.values():
-        inner_ops, inner_bits = _chain(value)
-        ops = inner_ops + ops if inner_ops else ops
+        inner_ops, inner_bits = _chain(value, seen)
+        ops += inner_ops
         bits += inner_bits
-    return ops, bits
+    return ops + [op], bits
 
 
 def _is_constant(var) -> bool:
@@ -80,14 +90,20 @@ def weights(source, threshold: int = WEIGHT_THRESHOLD) -> list[Weight]:
         if op.op_type not in WEIGHT_OPS:
             continue
         for name, var in op.inputs.items():
-            if name not in WEIGHT_INPUTS[op.op_type] or not _is_constant(var) or not types.is_tensor(var.sym_type):
+            if (
+                name not in WEIGHT_INPUTS[op.op_type]
+                or not _is_constant(var)
+                or not types.is_tensor(var.sym_type)
+            ):
                 continue
             if not types.is_float(var.dtype) or _numel(var) < threshold:
                 continue
             ops, bits = _chain(var)
             form = "+".join(dict.fromkeys(o.op_type for o in ops)) or "dense"
             dense = _numel(var) * _bitwidth(var)
-            found.append(Weight(op.name, op.op_type, name, tuple(int(d) for d in var.shape), bits, dense, form))
+            found.append(
+                Weight(op.name, op.op_type, name, tuple(int(d) for d in var.shape), bits, dense, form)
+            )
     return found
 
 
@@ -112,15 +128,33 @@ def dense_values(source) -> dict[tuple[str, str], np.ndarray]:
         if op.op_type not in WEIGHT_OPS:
             continue
         for name, var in op.inputs.items():
-            if name not in WEIGHT_INPUTS[op.op_type] or not _is_constant(var) or not types.is_tensor(var.sym_type):
+            if (
+                name not in WEIGHT_INPUTS[op.op_type]
+                or not _is_constant(var)
+                or not types.is_tensor(var.sym_type)
+            ):
                 continue
-            if var.val is not None:
-                values[(op.name, name)] = np.asarray(var.val)
-            elif var.op.op_type.startswith("constexpr_"):
-                value = var.op.materialized_val_inference()
-                index = list(var.op.outputs).index(var)
-                values[(op.name, name)] = np.asarray(value[index] if isinstance(value, tuple) else value)
+            values[(op.name, name)] = np.asarray(_coremltools_value(var, {}))
     return values
+
+
+def _coremltools_value(var, cache: dict):
+    """``var``'s value by coremltools' own op definitions: each constexpr op's ``decompress`` on its
+    inputs' values, chained (coremltools' ``materialized_val_inference`` of a LUT whose table is itself a
+    constexpr output, palettized + quantized, finds no value: it reads ``lut.val``, which is None)."""
+    if var.val is not None:
+        return var.val
+    op = var.op
+    if id(op) not in cache:
+        if op.op_type == "constexpr_cast":
+            result = np.asarray(_coremltools_value(op.source_val, cache), dtype=np.float32)
+        else:
+            wanted = inspect.signature(type(op).decompress).parameters
+            inputs = {k: _coremltools_value(v, cache) for k, v in op.inputs.items() if k in wanted}
+            result = type(op).decompress(**{k: inputs.get(k) for k in wanted})
+        cache[id(op)] = result
+    result = cache[id(op)]
+    return result[list(op.outputs).index(var)] if isinstance(result, tuple) else result
 
 
 @dataclass(frozen=True)
@@ -154,7 +188,7 @@ class SizeSummary:
 
 
 def program_constant_bytes(source) -> float:
-    """Bytes of every constant (const and constexpr inputs) of the main function as the program stores them."""
+    """Bytes of every constant of the main function as the program stores them (compressed leaves)."""
     function = load_program(source).functions["main"]
     bits = 0
     for op in function.operations:

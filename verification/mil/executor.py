@@ -454,7 +454,8 @@ class MILExecutor:
                     fixed = self._steps[index][1]
                     if tuple(stored.shape) != tuple(fixed[keyword].shape):
                         raise ValueError(
-                            f"{name!r}: replacement shape {tuple(stored.shape)}, expected {tuple(fixed[keyword].shape)}"
+                            f"{name!r}: replacement shape {tuple(stored.shape)}, "
+                            f"expected {tuple(fixed[keyword].shape)}"
                         )
                     saved.append((fixed, keyword, fixed[keyword]))
                     fixed[keyword] = stored.to(fixed[keyword].dtype)

@@ -74,8 +74,10 @@ def _format_value(value):
 
 def cmd_run(args) -> int:
     from . import gate_config, pipeline
+    from .compression_stage import parse_options
 
     overrides = gate_config.resolve(args.config, args.threshold)
+    recipe, target = parse_options(args.compress, args.deployment_target)  # before anything is built
     options = pipeline.RunOptions(
         model=args.model,
         weights=args.weights,
@@ -87,10 +89,17 @@ def cmd_run(args) -> int:
         out=Path(args.out),
         strict=args.strict,
         overrides=overrides,
+        compress=args.compress,
+        deployment_target=target,
+        recipe=recipe,
     )
     report = pipeline.run(options, Progress(len(pipeline.STAGES)))
     checks = [dict(c, value=_format_value(c["value"])) for c in report["checks"]]
     print_checks(checks)
+    if "compression" in report["details"]:
+        from .compression_stage import print_summary
+
+        print_summary(report["details"]["compression"], sys.stdout)
     print(f"\nmodel {report['model']} | backend {report['config']['backend']} | reports in {args.out}/")
     for name, path in report["artifacts"].items():
         print(f"  {name}: {path}")
@@ -184,8 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", default="ane-verify-out", metavar="DIR", help="output directory (default %(default)s)"
     )
+    run.add_argument(
+        "--compress",
+        metavar="CONFIG",
+        help="compress the converted program's weights and prove it: palettize:4, quantize:int8, "
+        "quantize:int4:block=32, prune:0.5, joint forms with '+', or recipe=FILE (docs/compression.md)",
+    )
+    run.add_argument(
+        "--deployment-target",
+        choices=("iOS16", "iOS17", "iOS18"),
+        help="minimum deployment target to convert for (default: coremltools'; iOS18 with --compress)",
+    )
     _gate_options(run)
     run.set_defaults(handler=cmd_run)
+
+    from .sensitivity_command import add_parser as add_sensitivity
+
+    add_sensitivity(commands)
 
     gate = commands.add_parser("gate", help="re-evaluate a stored report.json against thresholds")
     gate.add_argument("report", metavar="REPORT.json")

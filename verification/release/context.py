@@ -22,6 +22,9 @@ class RunOptions:
     out: Path = Path("ane-verify-out")
     strict: bool = False
     overrides: dict = field(default_factory=dict)
+    compress: str | None = None  # --compress, as given
+    deployment_target: str | None = None  # --deployment-target (iOS18 when compressing, unless given)
+    recipe: object = None  # the parsed --compress (verification.compression.recipe.Recipe)
 
 
 @dataclass

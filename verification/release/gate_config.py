@@ -36,6 +36,12 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "ane_op_share": (AT_LEAST, thresholds.ANE_OP_SHARE_MIN),
     "ane_cost_share": (AT_LEAST, thresholds.ANE_COST_SHARE_MIN),
     "ane_fallback_ops": (AT_MOST, thresholds.ANE_FALLBACK_OPS_MAX),
+    # compression (verification.release.compression_stage; defaults set by the recipe's bits there)
+    "compression_psnr_db": (AT_LEAST, thresholds.COMPRESSION_4BIT_PSNR_DB),
+    "compression_program_vs_fake_psnr_db": (AT_LEAST, thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB),
+    "compression_top1_agreement": (AT_LEAST, thresholds.COMPRESSION_TOP1_AGREEMENT_MIN),
+    "compression_embedding_cosine": (AT_LEAST, thresholds.COMPRESSION_EMBEDDING_COSINE_MIN),
+    "compression_bits_per_weight": (AT_MOST, 16.0),
 }
 
 

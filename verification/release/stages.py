@@ -23,6 +23,7 @@ STAGES = (
     "Core ML parity and fp16 hazards",
     "readiness report",
     "speed-up and placement",
+    "compression",
     "gate",
 )
 
@@ -141,8 +142,23 @@ def convert(ctx: Context) -> None:
 
     o = ctx.options
     stem = _artifact_stem(ctx)
+    target = None
+    if o.recipe is not None:  # compression: checked against the torch model before converting
+        from .compression_stage import check_model
+
+        check_model(o.recipe, ctx.pair.optimized)
+    if o.deployment_target is not None:
+        import coremltools as ct
+
+        target = getattr(ct.target, o.deployment_target)
     # Named as in the published tutorial (HuggingFace_ane_transformers_distilbert_seqLen128_batchSize1).
-    mlmodel = to_coreml(ctx.pair.optimized, ctx.inputs, precision=o.precision, exporter=o.exporter)
+    mlmodel = to_coreml(
+        ctx.pair.optimized,
+        ctx.inputs,
+        precision=o.precision,
+        exporter=o.exporter,
+        minimum_deployment_target=target,
+    )
     ctx.optimized_path = save(mlmodel, ctx.staging / f"HuggingFace_ane_transformers_{stem}.mlpackage")
     ctx.artifacts["optimized_mlpackage"] = ctx.optimized_path.name
     # The baseline takes the optimized model's inputs (names, shapes, dtypes), so that one input
@@ -300,4 +316,10 @@ def speedup_and_placement(ctx: Context) -> None:
     }
 
 
-STAGE_FUNCTIONS = (build, torch_parity, convert, coreml_parity, readiness, speedup_and_placement)
+def compression(ctx: Context) -> None:
+    from .compression_stage import compression as run_compression
+
+    run_compression(ctx)
+
+
+STAGE_FUNCTIONS = (build, torch_parity, convert, coreml_parity, readiness, speedup_and_placement, compression)

@@ -192,6 +192,10 @@ def _details(report: dict) -> list[str]:
         parts += _speedup(report, details["speedup"])
     if details.get("readiness"):
         parts += _readiness(details["readiness"])
+    if details.get("compression"):
+        from .compression_section import compression_html
+
+        parts += compression_html(details["compression"])
     if details.get("stages"):
         stages = [(s["name"], f"{s['seconds']:.2f}") for s in details["stages"]]
         total = ("total", f"{content.stage_seconds(report):.2f}")

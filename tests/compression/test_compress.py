@@ -1,0 +1,215 @@
+"""Compression end to end on a tiny converted classifier: every form coremltools emits is decoded by the
+executor exactly as coremltools' value inference decodes it, sizes are what the form promises, the
+three-way split holds, the planted kernel defects are caught by the end-to-end gate, and bad recipes are
+refused before anything is compressed."""
+
+from __future__ import annotations
+
+import functools
+
+import coremltools as ct
+import numpy as np
+import pytest
+import torch
+
+from conftest import examples, tiny_classifier
+from verification import thresholds
+from verification.compression.apply import compress, compress_ops, plan
+from verification.compression.compare import three_way
+from verification.compression.recipe import Recipe, RecipeError, parse_compress, parse_config
+from verification.compression.weights import dense_values, size_summary, weights
+from verification.coreml import convert
+from verification.mil import MILExecutor
+from verification.mil.kernels import KERNELS
+
+NAMES = ["input_ids", "attention_mask"]
+# gather (the 97-row embedding) cannot be cut into groups of 16 rows: grouped forms leave it out
+GROUPED = "[compression]\ndefault = '{}'\n[compression.op_types]\ngather = 'none'\n"
+
+FORMS = {
+    "quantize:int8": {"constexpr_blockwise_shift_scale"},
+    "quantize:int4:block=32": {"constexpr_blockwise_shift_scale"},
+    "palettize:4": {"constexpr_lut_to_dense"},
+    "palettize:3:mode=uniform": {"constexpr_lut_to_dense"},
+    "prune:0.5": {"constexpr_sparse_to_dense"},
+    "prune:0.5+palettize:4:mode=uniform": {"constexpr_lut_to_sparse", "constexpr_sparse_to_dense"},
+    "prune:0.5+quantize:int8": {"constexpr_sparse_blockwise_shift_scale", "constexpr_sparse_to_dense"},
+    "palettize:4:mode=uniform+quantize:int8": {"constexpr_lut_to_dense", "constexpr_blockwise_shift_scale"},
+}
+
+
+@functools.cache
+def _compressed(tiny_mlmodel, text):
+    return compress(tiny_mlmodel, parse_compress(text))
+
+
+def _recipe(tmp_path, config):
+    path = tmp_path / "recipe.toml"
+    path.write_text(GROUPED.format(config))
+    return parse_compress(f"recipe={path}")
+
+
+@pytest.mark.parametrize("text", list(FORMS))
+def test_every_form_decodes_like_coremltools_and_keeps_its_size(tiny, text):
+    model, inputs, names, mlmodel = tiny
+    compressed = _compressed(mlmodel, text)
+    found = weights(compressed)
+    forms = {op for w in found for op in w.form.split("+")} - {"dense"}
+    assert forms == FORMS[text], f"{text}: program holds {forms}"
+    # the executor's own kernels (load-time) against coremltools' value inference
+    executor = MILExecutor(compressed)
+    reference = dense_values(compressed)
+    for op in executor.function.operations:
+        for name, var in op.inputs.items():
+            if (op.name, name) in reference and var.op.op_type.startswith("constexpr_"):
+                got = executor.constants[var.name].numpy().astype(np.float64)
+                expected = reference[(op.name, name)].astype(np.float64)
+                assert np.array_equal(got, expected), f"{text}: {op.name}.{name} decodes differently"
+    config = parse_config(text)
+    compressed_only = [w for w in found if w.form != "dense"]
+    bits = 8 * sum(w.stored_bits / 8 for w in compressed_only) / sum(w.count for w in compressed_only)
+    assert bits <= config.nominal_bits * thresholds.COMPRESSION_BITS_OVERHEAD_MAX, (text, bits)
+    before, after = size_summary(mlmodel), size_summary(compressed)
+    assert after.stored_bytes < before.stored_bytes and after.program_bytes < before.program_bytes
+
+
+@pytest.mark.parametrize("text", ["quantize:int8", "palettize:4", "prune:0.5+quantize:int8"])
+def test_three_way_separates_compression_loss_from_conversion_loss(tiny, text):
+    model, inputs, names, mlmodel = tiny
+    result = three_way(model, inputs, names, mlmodel, _compressed(mlmodel, text))
+    assert result.unmatched == 0 and result.mapped == len(weights(mlmodel))
+    assert result.mapped_by_scope >= result.mapped - 2  # the query projections' scope names the attention
+    # the program on compressed weights loses what a program loses: conversion and fp16 only
+    assert result.compressed_vs_fake_psnr_db >= thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB, result
+    assert result.uncompressed_vs_torch.psnr_db >= thresholds.COREML_FP16_RANDOM_PSNR_DB
+    # the compression's own loss dominates the total
+    total, own = result.compressed_vs_torch.psnr_db, result.fake_vs_torch.psnr_db
+    assert abs(total - own) < 3.0 and own < result.uncompressed_vs_torch.psnr_db, result
+    assert result.task == "top-1 agreement" and result.compressed_vs_torch.agreement is not None
+
+
+def lut_read_along_the_input_axis(original):
+    """PLANTED: the LUT groups of the output channels are read along the input channels instead."""
+
+    def kernel(indices, lut, vector_axis=None, shape=None):
+        return original(indices, lut.transpose(0, 1), vector_axis, shape)
+
+    return functools.update_wrapper(kernel, original)  # keeps the registry's flags
+
+
+def scale_dropped(original):
+    """PLANTED: the dequantization forgets its scale."""
+
+    def kernel(data, scale, offset=None):
+        return original(data, torch.ones_like(scale), offset)
+
+    return functools.update_wrapper(kernel, original)
+
+
+@pytest.mark.parametrize(
+    "op_type,plant,config",
+    [
+        ("constexpr_lut_to_dense", lut_read_along_the_input_axis, "palettize:8:mode=uniform:group=16"),
+        ("constexpr_blockwise_shift_scale", scale_dropped, "quantize:int8"),
+    ],
+)
+def test_planted_kernel_defects_fail_the_end_to_end_gate(tiny, tmp_path, monkeypatch, op_type, plant, config):
+    model, inputs, names, mlmodel = tiny
+    compressed = compress(mlmodel, _recipe(tmp_path, config))
+    honest = three_way(model, inputs, names, mlmodel, compressed)
+    assert honest.compressed_vs_fake_psnr_db >= thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB
+    monkeypatch.setitem(KERNELS, op_type, plant(KERNELS[op_type]))
+    broken = three_way(model, inputs, names, mlmodel, compressed)
+    # "not >=": a defect that overflows fp16 gives NaN, which the gate (value >= threshold) fails too
+    assert not broken.compressed_vs_fake_psnr_db >= thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB - 10, (
+        f"{op_type} planted defect: {broken.compressed_vs_fake_psnr_db:.1f} dB"
+    )
+    assert not broken.compressed_vs_torch.psnr_db >= honest.compressed_vs_torch.psnr_db - 10
+    # the fake-compressed torch model reads coremltools' own decoding: untouched by the defect
+    assert abs(broken.fake_vs_torch.psnr_db - honest.fake_vs_torch.psnr_db) < 1e-6
+
+
+def test_recipes_per_layer_and_op_type(tiny, tmp_path):
+    model, inputs, names, mlmodel = tiny
+    path = tmp_path / "recipe.toml"
+    path.write_text(
+        '[compression]\ndefault = "quantize:int8"\n[compression.op_types]\ngather = "none"\n'
+        '[compression.layers]\n"backbone.layers.0.ffn.fc1" = "palettize:2:mode=uniform"\n'
+    )
+    configs = plan(mlmodel, parse_compress(f"recipe={path}"))
+    found = {w.op: w for w in weights(mlmodel)}
+    assert all(found[op].op_type != "gather" for op in configs)
+    assert sorted(c.text() for c in configs.values()).count("palettize:2:mode=uniform") == 1
+    compressed = compress_ops(mlmodel, configs)
+    forms = {w.op: w.form for w in weights(compressed)}
+    assert sum(f == "constexpr_lut_to_dense" for f in forms.values()) == 1
+    assert all(forms[op] == "dense" for op, w in found.items() if w.op_type == "gather")
+
+
+def test_a_recipe_naming_a_missing_layer_is_refused(tiny, tmp_path):
+    path = tmp_path / "recipe.toml"
+    layer = "backbone.layers.7.ffn.fc1"
+    path.write_text(
+        f'[compression]\ndefault = "quantize:int8"\n[compression.layers]\n"{layer}" = "palettize:4"\n'
+    )
+    with pytest.raises(RecipeError) as error:
+        plan(tiny[3], parse_compress(f"recipe={path}"))
+    message = str(error.value)
+    assert f"recipe layer {layer!r}: the model has no such layer" in message and "closest" in message
+
+
+def test_a_group_size_that_does_not_divide_the_channels_is_refused(tiny):
+    with pytest.raises(RecipeError) as error:
+        compress(tiny[3], parse_compress("palettize:4:group=48"))
+    message = str(error.value)
+    assert "group size 48 does not divide the" in message and "allowed: a divisor of" in message
+    with pytest.raises(RecipeError, match="block size 48 does not divide the 64 input channels"):
+        compress(tiny[3], parse_compress("quantize:int4:block=48"))
+
+
+def test_int4_per_block_is_refused_below_ios18():
+    model, inputs = tiny_classifier(), examples(1)
+    mlmodel = convert(model, inputs[0], precision="fp16", minimum_deployment_target=ct.target.iOS16)
+    with pytest.raises(RecipeError, match="needs deployment target iOS18 or newer .* got iOS16"):
+        compress(mlmodel, parse_compress("quantize:int4:block=32"))
+    # what iOS16 holds: the packed iOS16 forms, decoded by the same kernels
+    ios16_forms = [
+        ("palettize:4:mode=uniform", "constexpr_lut_to_dense"),
+        ("quantize:int8", "constexpr_affine_dequantize"),
+        ("prune:0.5", "constexpr_sparse_to_dense"),
+    ]
+    for text, op in ios16_forms:
+        compressed = compress(mlmodel, parse_compress(text))
+        assert {w.form for w in weights(compressed)} >= {op}
+        result = three_way(model, inputs, NAMES, mlmodel, compressed)
+        assert result.compressed_vs_fake_psnr_db >= thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB, (
+            text,
+            result,
+        )
+
+
+def test_replaced_constants_swap_and_restore(tiny):
+    mlmodel = tiny[3]
+    executor = MILExecutor(mlmodel)
+    feed = {n: x.numpy() for n, x in zip(NAMES, tiny[1][0], strict=True)}
+    before = executor.run(feed)
+    weight = weights(mlmodel)[1]
+    op = next(o for o in executor.function.operations if o.name == weight.op)
+    name = op.inputs[weight.input].name
+    with executor.replaced_constants({name: np.zeros(weight.shape, np.float32)}):
+        changed = executor.run(feed)
+    after = executor.run(feed)
+    out = executor.output_names[0]
+    assert not np.array_equal(before[out], changed[out]) and np.array_equal(before[out], after[out])
+    with pytest.raises(KeyError, match="not a constant read by an op"):
+        with executor.replaced_constants({"no_such_constant": np.zeros(3)}):
+            pass
+    with pytest.raises(ValueError, match="replacement shape"):
+        with executor.replaced_constants({name: np.zeros((3,), np.float32)}):
+            pass
+    assert np.array_equal(executor.run(feed)[out], before[out])
+
+
+def test_an_empty_recipe_is_refused(tiny, tmp_path):
+    with pytest.raises(RecipeError, match="no weight of the model gets a compression"):
+        compress(tiny[3], Recipe(source="none"))
