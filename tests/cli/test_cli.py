@@ -61,6 +61,8 @@ def test_run_writes_the_package_and_three_reports(finished_run):
         "precision": "fp16",
         "exporter": "trace",
         "backend": "mil",
+        "target": "coreml",
+        "runtime": "MIL reference executor (verification.mil)",
     }
     by_name = {c["name"]: c for c in report["checks"]}
     assert by_name["torch_parity_psnr_db"]["value"] > 90

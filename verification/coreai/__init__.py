@@ -18,12 +18,13 @@ from .convert import (
     export,
 )
 from .extra import INSTALL_HINT, CoreAIUnavailable, available, missing_reason, require
-from .runtime import COMPUTE_UNITS, CoreAIRuntimeError, describe, predict, predict_async
+from .runtime import COMPUTE_UNITS, CoreAIRuntimeError, Session, describe, predict, predict_async
 
 __all__ = [
     "COMPUTE_UNITS",
     "INSTALL_HINT",
     "PRECISIONS",
+    "Session",
     "AssetError",
     "CoreAIConversionError",
     "CoreAIProgram",

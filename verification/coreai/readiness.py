@@ -36,6 +36,15 @@ import numpy as np
 
 from verification.checks import Check, at_most, not_measured
 
+RULE_NAMES = (
+    "coreai_no_fused_sdpa",
+    "coreai_mask_layout",
+    "coreai_mask_sentinel",
+    "coreai_fp32_tensors",
+    "coreai_singleton_last_axis",
+    "coreai_rank_over_5",
+    "coreai_linear_ops",
+)
 SOURCE = "apple/coreai-models skills/skills/model-authoring/references/neural_engine_rules.md"
 SENTINEL_FLOOR = -4e4  # Apple's -40000.0
 MASK_LIKE = -1e4
@@ -329,4 +338,4 @@ def readiness_checks(program, *, strict: bool = False) -> list[Check]:
     return checks
 
 
-__all__ = ["SOURCE", "ProgramView", "readiness_checks", "view"]
+__all__ = ["RULE_NAMES", "SOURCE", "ProgramView", "readiness_checks", "view"]

@@ -179,3 +179,48 @@ class _saved:
     def __exit__(self, *exc) -> None:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Session:
+    """A program loaded once for many predictions (``predict`` compiles and loads on every call)::
+
+    with Session(program) as session:
+        outputs = session.run(inputs)
+    """
+
+    def __init__(self, program_or_path, *, compute_unit: str | None = None, runtime=None):
+        self.runtime = _runtime_module(runtime)
+        _check_compute_unit(compute_unit, self.runtime)
+        self.compute_unit, self._saved = compute_unit, _saved(program_or_path)
+        self._loop = self._context = self._model = None
+
+    def __enter__(self) -> Session:
+        path = self._saved.__enter__()
+        self._loop = asyncio.new_event_loop()
+        try:
+            if uses_os_runtime(self.runtime):
+                options = specialization_options(self.runtime, self.compute_unit)
+                self._model = self._loop.run_until_complete(self.runtime.AIModel.load(path, options))
+            else:
+                from .asset import open_asset
+
+                self._context = open_asset(path).executable()
+                self._model = self._loop.run_until_complete(self._context.__aenter__())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        inputs = {name: np.asarray(value) for name, value in inputs.items()}
+        return self._loop.run_until_complete(_call(self._model, inputs, self.runtime))
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._context is not None:
+                self._loop.run_until_complete(self._context.__aexit__(None, None, None))
+        finally:
+            self._model = self._context = None
+            if self._loop is not None:
+                self._loop.close()
+            self._saved.__exit__()

@@ -86,6 +86,7 @@ def cmd_run(args) -> int:
         precision=args.precision,
         backend=args.backend,
         exporter=args.exporter,
+        target=args.target,
         out=Path(args.out),
         strict=args.strict,
         overrides=overrides,
@@ -93,18 +94,38 @@ def cmd_run(args) -> int:
         deployment_target=target,
         recipe=recipe,
     )
-    report = pipeline.run(options, Progress(len(pipeline.STAGES)))
+    _check_target_options(args)
+    report = pipeline.run(options, Progress(len(pipeline.stages_for(args.target)[0])))
     checks = [dict(c, value=_format_value(c["value"])) for c in report["checks"]]
     print_checks(checks)
     if "compression" in report["details"]:
         from .compression_stage import print_summary
 
         print_summary(report["details"]["compression"], sys.stdout)
-    print(f"\nmodel {report['model']} | backend {report['config']['backend']} | reports in {args.out}/")
+    config = report["config"]
+    print(f"\nmodel {report['model']} | target {config['target']} | runtime {config['runtime']}")
+    print(f"reports in {args.out}/")
     for name, path in report["artifacts"].items():
         print(f"  {name}: {path}")
     print("PASSED" if report["passed"] else "FAILED")
     return EXIT_PASSED if report["passed"] else EXIT_FAILED
+
+
+def _check_target_options(args) -> None:
+    """``--backend``, ``--exporter`` and ``--compress`` belong to the Core ML target; with ``--target coreai``
+    they are refused (Core AI runs on its own runtime and converts from torch.export only)."""
+    if args.target != "coreai":
+        return
+    if args.backend != "auto":
+        raise ValueError(
+            f"--backend {args.backend}: applies to --target coreml; --target coreai runs on Core AI's runtime"
+        )
+    if args.exporter_given:
+        raise ValueError("--exporter: applies to --target coreml; Core AI converts from torch.export only")
+    if getattr(args, "compress", None):
+        raise ValueError(
+            "--compress: applies to --target coreml (Core ML compression); not to --target coreai"
+        )
 
 
 def cmd_gate(args) -> int:
@@ -189,7 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=1)
     run.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
     run.add_argument("--backend", choices=("auto", "coreml", "mil"), default="auto")
-    run.add_argument("--exporter", choices=("trace", "export"), default="trace")
+    run.add_argument("--exporter", choices=("trace", "export"), default=None)
+    run.add_argument(
+        "--target",
+        choices=("coreml", "coreai"),
+        default="coreml",
+        help="conversion target: coreml (coremltools, .mlpackage) or coreai (Apple's Core AI, .aimodel; "
+        "needs the coreai extra)",
+    )
     run.add_argument(
         "--out", default="ane-verify-out", metavar="DIR", help="output directory (default %(default)s)"
     )
@@ -229,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        args.exporter_given, args.exporter = args.exporter is not None, args.exporter or "trace"
     if not args.debug:
         _quiet_libraries()
     try:

@@ -19,6 +19,7 @@ class RunOptions:
     precision: str = "fp16"
     backend: str = "auto"
     exporter: str = "trace"
+    target: str = "coreml"  # coreml | coreai (release.coreai_stages)
     out: Path = Path("ane-verify-out")
     strict: bool = False
     overrides: dict = field(default_factory=dict)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .. import thresholds
+from ..coreai.readiness import RULE_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,6 +43,10 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "compression_top1_agreement": (AT_LEAST, thresholds.COMPRESSION_TOP1_AGREEMENT_MIN),
     "compression_embedding_cosine": (AT_LEAST, thresholds.COMPRESSION_EMBEDDING_COSINE_MIN),
     "compression_bits_per_weight": (AT_MOST, 16.0),
+    # the Core AI target (ane-verify run --target coreai; verification.coreai)
+    "coreai_parity_psnr_db": (AT_LEAST, None),  # by precision: see coreai_parity_default
+    "coreai_validator_non_finite_nodes": (AT_MOST, 0),
+    **{name: (AT_MOST, 0) for name in RULE_NAMES},  # Core AI's Neural Engine authoring rules: none broken
 }
 
 
@@ -56,6 +61,11 @@ def coreml_parity_default(precision: str) -> float:
         if precision == "fp16"
         else thresholds.COREML_FP32_PSNR_DB
     )
+
+
+def coreai_parity_default(precision: str) -> float:
+    """Core AI's published bars: fp16 on device > 50 dB, a re-authored model in float32 > 70 dB."""
+    return thresholds.COREAI_FP16_PSNR_DB if precision == "fp16" else thresholds.COREAI_REAUTHORED_PSNR_DB
 
 
 def default_threshold(
@@ -73,6 +83,8 @@ def default_threshold(
         return thresholds.readiness_copies_outside_layers_max(architecture)
     if name == "coreml_parity_psnr_db":
         return coreml_parity_default(precision or "fp16")
+    if name == "coreai_parity_psnr_db":
+        return coreai_parity_default(precision or "fp16")
     return thresholds.speedup_threshold(name, seq_len or 0, batch_size or 0)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import model_zoo
 from .context import Context, RunOptions  # noqa: F401 (RunOptions: the run's public options type)
+from .coreai_stages import stages_for
 from .stages import STAGE_FUNCTIONS, STAGES
 
 # What reports.write.write_reports puts in the output directory.
@@ -43,19 +44,22 @@ def run(options: RunOptions, progress: Callable[[int, str, float | None], None] 
     """Run every stage; returns the sealed report. Artifacts land in ``options.out`` only on success."""
     from .reports.schema import environment_section, seal
 
+    titles, functions = stages_for(options.target)  # checks the target (and the coreai extra) first
+    if options.target == "coreml":
+        titles, functions = STAGES, STAGE_FUNCTIONS  # this module's names: a test may replace a stage
     out = Path(options.out)
     created = prepare_output(out)
     staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
     ctx = Context(options=options, staging=staging)
     stage_times: list[dict[str, Any]] = []
     try:
-        for index, (title, stage) in enumerate(zip(STAGES, STAGE_FUNCTIONS, strict=False)):
+        for index, (title, stage) in enumerate(zip(titles, functions, strict=False)):
             progress(index, title, None)
             start = time.perf_counter()
             stage(ctx)
             stage_times.append({"name": title, "seconds": round(time.perf_counter() - start, 2)})
             progress(index, title, stage_times[-1]["seconds"])
-        progress(len(STAGES) - 1, STAGES[-1], None)
+        progress(len(titles) - 1, titles[-1], None)
         gate_start = time.perf_counter()
         ctx.details["stages"] = stage_times
         artifacts = {key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()}
@@ -67,8 +71,9 @@ def run(options: RunOptions, progress: Callable[[int, str, float | None], None] 
                     "seq_len": options.seq_len,
                     "batch_size": options.batch_size,
                     "precision": options.precision,
-                    "exporter": options.exporter,
+                    "exporter": options.exporter if options.target == "coreml" else "export",
                     "backend": ctx.backend,
+                    **_target_config(options.target, ctx.backend),
                 },
                 "environment": environment_section(),
                 "checks": ctx.checks,
@@ -80,7 +85,7 @@ def run(options: RunOptions, progress: Callable[[int, str, float | None], None] 
 
         write_reports(report, staging)
         _publish(staging, out)
-        progress(len(STAGES) - 1, STAGES[-1], round(time.perf_counter() - gate_start, 2))
+        progress(len(titles) - 1, titles[-1], round(time.perf_counter() - gate_start, 2))
         return report
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -89,6 +94,16 @@ def run(options: RunOptions, progress: Callable[[int, str, float | None], None] 
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _target_config(target: str, backend: str) -> dict:
+    """Which target converted the programs and which runtime computed their figures."""
+    if target == "coreai":
+        from ..coreai import describe
+
+        return {"target": "coreai", "runtime": describe()}
+    runtime = "Core ML" if backend == "coreml" else "MIL reference executor (verification.mil)"
+    return {"target": "coreml", "runtime": runtime}
 
 
 def _publish(staging: Path, out: Path) -> None:
