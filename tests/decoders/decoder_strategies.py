@@ -193,6 +193,14 @@ def prompts(draw, vocab: int, max_length: int, padded: bool = True, max_batch: i
     return Prompt(ids=ids.masked_fill(mask == 0, 0), mask=mask)
 
 
+def hf_dynamic_cache(config):
+    """transformers' own cache (DynamicCache); 4.x builds it without the config."""
+    try:
+        return transformers.DynamicCache(config=config)
+    except TypeError:
+        return transformers.DynamicCache()
+
+
 def rotary_positions(mask: torch.Tensor) -> torch.Tensor:
     """transformers' generate: positions count a row's real tokens (cumsum of the mask - 1), pads at 0."""
     return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-import transformers
-from decoder_strategies import FAMILIES, decoder_specs, hf_base_model, hf_causal_lm, prompts, rotary_positions
+from decoder_strategies import (
+    FAMILIES,
+    decoder_specs,
+    hf_base_model,
+    hf_causal_lm,
+    hf_dynamic_cache,
+    prompts,
+    rotary_positions,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +27,7 @@ PER_FAMILY = settings(max_examples=max(5, settings.default.max_examples // len(F
 
 
 def _cache(model):
-    return transformers.DynamicCache(config=model.config)
+    return hf_dynamic_cache(model.config)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

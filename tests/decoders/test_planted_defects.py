@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import transformers
-from decoder_strategies import decoder_specs, hf_causal_lm, prompts
+from decoder_strategies import decoder_specs, hf_causal_lm, hf_dynamic_cache, prompts
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +52,7 @@ def _decode_steps_property(family: str):
         hf = hf_causal_lm(spec)
         batch, length = prompt.ids.shape
         ane = ane_models.optimize(hf, cache_capacity=length + 3, prefill_length=length, batch_size=batch)
-        cache = transformers.DynamicCache(config=hf.config)
+        cache = hf_dynamic_cache(hf.config)
         with torch.no_grad():
             reference = hf(prompt.ids, past_key_values=cache, use_cache=True).logits
             ours = ane.prefill(prompt.ids)

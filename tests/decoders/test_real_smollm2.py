@@ -11,6 +11,7 @@ import socket
 import pytest
 import torch
 import transformers
+from decoder_strategies import hf_dynamic_cache
 
 import ane_models
 from verification.checkpoints import SMOLLM2_PACKAGE, smollm2_directory
@@ -99,7 +100,7 @@ def test_real_prefill_and_decode_steps_match_transformers(smollm2):
     model, tokenizer, ane = smollm2
     ids = _chat(tokenizer)
     ane.reset_cache(1)
-    cache = transformers.DynamicCache(config=model.config)
+    cache = hf_dynamic_cache(model.config)
     with torch.no_grad():
         reference = model(ids, past_key_values=cache, use_cache=True).logits
         ours = ane.prefill(ids)
