@@ -80,3 +80,49 @@ def _assert_tensor_metadata(context, node):
 # coremltools 8.3 has no converter for them ("Unsupported fx node _assert_tensor_metadata"), 9.0 has one.
 if not _registered("_assert_tensor_metadata"):
     register_torch_op(_assert_tensor_metadata)
+
+
+_coremltools_int = _TORCH_OPS_REGISTRY.get_func("int")
+
+
+def _int(context, node):
+    """``aten::Int`` of a constant: coremltools 9.0 calls ``int()`` on the constant's array, which numpy 2
+    refuses for a 1-element 1-d array (``x.shape[1] // 2`` under trace is one: the rotary embedding's
+    rotate-half). The element is taken instead; anything else is coremltools' own converter."""
+    x = _get_inputs(context, node, expected=1)[0]
+    if x.can_be_folded_to_const() and np.ndim(x.val) > 0 and np.size(x.val) == 1:
+        context.add(mb.const(val=int(np.asarray(x.val).reshape(-1)[0]), name=node.name), node.name)
+        return
+    _coremltools_int(context, node)
+
+
+_TORCH_OPS_REGISTRY.set_func_by_name(_int, "int")
+
+
+_coremltools_split = _TORCH_OPS_REGISTRY.get_func("split")
+
+
+def _split(context, node):
+    """``tensor.split(size, dim)`` with a constant ``size`` and a known length along ``dim``: the pieces'
+    sizes are computed here. coremltools 9.0 tiles ``length // size`` copies of ``size`` and fails when
+    that is 0, i.e. when ``size`` exceeds the length (an LM head split into 16384-wide convs over a
+    smaller vocabulary). Anything else is coremltools' own converter."""
+    inputs = _get_inputs(context, node, min_expected=2)
+    x, size = inputs[0], inputs[1]
+    dim = inputs[2] if len(inputs) > 2 else 0
+    dim = _get_kwinputs(context, node, "dim", default=[dim])[0]
+    dim = dim.val if hasattr(dim, "val") else dim
+    if size.val is not None and np.ndim(size.val) == 0 and dim is not None:
+        length = x.shape[int(dim)]
+        if isinstance(length, (int, np.integer)) and int(size.val) > 0:
+            step = int(size.val)
+            sizes = [step] * (length // step) + ([length % step] if length % step else [])
+            pieces = mb.split(x=x, split_sizes=np.array(sizes, np.int32), axis=int(dim), name=node.name)
+            context.add(pieces if isinstance(pieces, (list, tuple)) else (pieces,), torch_name=node.name)
+            return
+    _coremltools_split(context, node)
+
+
+for _name in ("split", "split_with_sizes", "split_with_sizes_copy"):
+    if _TORCH_OPS_REGISTRY.name_to_func_mapping.get(_name) is _coremltools_split:
+        _TORCH_OPS_REGISTRY.set_func_by_name(_split, _name)

@@ -100,7 +100,9 @@ class MILExecutor:
     Raises ``UnsupportedOpError`` at construction when an op has no kernel.
 
     A stateful function (iOS 18 states, e.g. a KV cache) runs with ``run(inputs, state=...)``, the state
-    made once by ``make_state()`` and kept between calls (``verification.mil.state``).
+    made once by ``make_state()`` and kept between calls (``verification.mil.state``). Cache writes update
+    the state in place where that is safe; ``in_place_states=False`` copies instead (then every value an
+    ``observe`` callback keeps stays what it was when it was observed).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class MILExecutor:
         mode: str | None = None,
         function_name: str = "main",
         fold_constants: bool = True,
+        in_place_states: bool = True,
     ):
         self.program: Program = load_program(program_or_path)
         if function_name not in self.program.functions:
@@ -125,6 +128,7 @@ class MILExecutor:
             raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
         self.mode = mode
         self.fold_constants = fold_constants
+        self.in_place_states = in_place_states
         self.state_specs = state_specs(self.function)
         states = {spec.name for spec in self.state_specs}
         self.inputs = {
@@ -213,7 +217,8 @@ class MILExecutor:
         from .kernels.state import write_slice
 
         view_ops = {op_type for op_type, kernel in KERNELS.items() if kernel.moves_data}
-        self.in_place_updates = in_place_slice_updates(self.function, view_ops) if self.state_specs else set()
+        chosen = self.state_specs and self.in_place_states
+        self.in_place_updates = in_place_slice_updates(self.function, view_ops) if chosen else set()
         for step in self._steps:
             if step[-1].name in self.in_place_updates:
                 step[0] = write_slice

@@ -93,6 +93,8 @@ class HazardReport:
     ops_by_precision: list  # OpPrecision, lowest own PSNR first (most precision lost by the op itself)
     constant_warnings: list  # ConstantWarning
     output_psnr_db: dict = field(default_factory=dict)
+    # stateful programs: each state after the step, as the fp32 run left it (the next step's start)
+    states_after: dict = field(default_factory=dict)
 
     def render(self, top: int = 10) -> str:
         """A readable summary: first non-finite op, constant warnings, the ``top`` least precise ops."""
@@ -166,7 +168,7 @@ def fp16_rounding(values: np.ndarray) -> dict:
     }
 
 
-def scan_constants(program, label: str, modules: dict | None = None) -> list:
+def scan_constants(program, label: str, modules: dict | None = None, function_name: str = "main") -> list:
     """Constants fp16 cannot represent faithfully.
 
     In an fp32 program (what fp16 storage would do to each value; ``fp16_rounding``): magnitudes that
@@ -176,8 +178,9 @@ def scan_constants(program, label: str, modules: dict | None = None) -> list:
     constant that would round to 0 (an eps of 1e-12). Other subnormals of an fp16 program are exact values
     (fp16 holds them), so they are not warned about. Weight-sized tensors are reported for overflow and
     infinities, and for underflow and subnormals only when over 1% of their elements are affected.
-    ``modules`` (op name -> torch module path) adds each reader's layer to ``used_by``."""
-    function = program.functions["main"]
+    ``modules`` (op name -> torch module path) adds each reader's layer to ``used_by``; ``function_name``
+    picks the function scanned."""
+    function = program.functions[function_name]
     used_by = _consumers(function, modules)
     warnings = []
     for op in function.operations:
@@ -284,24 +287,40 @@ def find_hazards(
     fp32_program=None,
     fp16_mode: str = "fp16_storage",
     modules: dict | None = None,
+    function_name: str = "main",
+    states: Mapping | None = None,
 ) -> HazardReport:
     """Run ``fp16_program`` in fp32 and in ``fp16_mode`` on ``inputs`` and report its fp16 hazards.
 
     ``fp16_program`` / ``fp32_program``: a MIL Program, MLModel or .mlpackage path (the fp32 program is
     only scanned for constants). ``modules``: op name -> torch module path; by default what the program
     records (``verification.coreml.scopes.op_modules``: packages converted by verification.coreml.convert
-    carry it), so each op reported names the layer it comes from."""
+    carry it), so each op reported names the layer it comes from. ``function_name``: the function to
+    run. A stateful function runs one step at a time: ``states`` (state name -> array; zeros when
+    omitted) is every run's state before the step, and ``states_after`` of the report is the fp32 run's
+    after it, to pass to the next step."""
     if modules is None:
         modules = _modules_of(fp16_program)
-    reference_run = MILExecutor(fp16_program, mode="fp32", fold_constants=False)
-    fp16_run = MILExecutor(reference_run.program, mode=fp16_mode, fold_constants=False)
+    kwargs = dict(fold_constants=False, function_name=function_name, in_place_states=False)
+    reference_run = MILExecutor(fp16_program, mode="fp32", **kwargs)
+    fp16_run = MILExecutor(reference_run.program, mode=fp16_mode, **kwargs)
     reference: dict = {}
+
+    def state_for(executor):
+        if not executor.state_specs:
+            return None
+        state = executor.make_state()
+        for name, value in (states or {}).items():
+            state.write(name, value)
+        return state
+
+    reference_state = state_for(reference_run)
 
     def keep(info, outputs):
         for name, tensor in zip(info.output_names, outputs, strict=True):
             reference[name] = tensor
 
-    reference_outputs = reference_run.run(inputs, observe=keep)
+    reference_outputs = reference_run.run(inputs, observe=keep, state=reference_state)
     op_inputs = _op_inputs(fp16_run.function)
     drift: dict = {}  # output name -> (OpInfo, PSNR, max abs error, worst input PSNR)
     first: list[NonFinite] = []
@@ -331,7 +350,7 @@ def find_hazards(
             upstream = [drift[n][1] for n in op_inputs.get(info.name, ()) if n in drift]
             drift[name] = (info, *_compare(ref, tensor), min(upstream, default=np.inf))
 
-    fp16_outputs = fp16_run.run(inputs, observe=compare_drift)
+    fp16_outputs = fp16_run.run(inputs, observe=compare_drift, state=state_for(fp16_run))
     # Own loss: every op in fp32 and in fp16 on the same inputs, the reference values as fp16 stores them.
     exact_on_stored: dict = {}
 
@@ -344,7 +363,12 @@ def find_hazards(
         name: np.asarray(value).astype(np.float16) if fp16_run.inputs[name].dtype == "fp16" else value
         for name, value in inputs.items()
     }
-    reference_run.run(stored_inputs, observe=keep_exact, replacements=_StoredAs(fp16_run, reference))
+    reference_run.run(
+        stored_inputs,
+        observe=keep_exact,
+        replacements=_StoredAs(fp16_run, reference),
+        state=state_for(reference_run),
+    )
     precision: list[OpPrecision] = []
 
     def compare_own(info, outputs):
@@ -371,17 +395,21 @@ def find_hazards(
                 )
             )
 
-    fp16_run.run(inputs, observe=compare_own, replacements=reference)
+    fp16_run.run(inputs, observe=compare_own, replacements=reference, state=state_for(fp16_run))
     reference.clear()
     warnings = scan_constants(
-        reference_run.program, "fp16 program" if reference_run.is_fp16_program else "program", modules
+        reference_run.program,
+        "fp16 program" if reference_run.is_fp16_program else "program",
+        modules,
+        function_name,
     )
     if fp32_program is not None:
-        warnings += scan_constants(load_program(fp32_program), "fp32 program")
+        warnings += scan_constants(load_program(fp32_program), "fp32 program", function_name=function_name)
     output_psnr = {}
     for name, value in fp16_outputs.items():
         ref = reference_outputs[name]
         if ref.dtype.kind == "f" and np.isfinite(ref).all():
             output_psnr[name] = psnr(ref, value) if np.isfinite(value).all() else float("-inf")
     precision.sort(key=lambda item: (_rank(item.own_psnr_db), item.position))
-    return HazardReport(fp16_mode, first[0] if first else None, precision, warnings, output_psnr)
+    after = {name: reference_state.read(name) for name in reference_state.names} if reference_state else {}
+    return HazardReport(fp16_mode, first[0] if first else None, precision, warnings, output_psnr, after)

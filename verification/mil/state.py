@@ -132,12 +132,13 @@ def check_state(state, specs, program, mode: str, where: str) -> None:
 # Ops whose output may be (a view of) an input: anything downstream of a state read through them still
 # sees the state's memory.
 _MAY_ALIAS = {"cast", "identity", "pad"}
+_OWN_TENSOR = ("read_state", "coreml_update_state")  # ops whose output is the state's tensor itself
 
 
 def in_place_slice_updates(function, view_ops) -> set[str]:
     """Names of the ``slice_update`` ops that may write their state's tensor in place.
 
-    A slice_update ``u = slice_update(x=read_state(S), ...)`` whose only use is
+    A slice_update ``u = slice_update(x=read_state(S), ...)`` (or of an earlier update of S) whose only use is
     ``coreml_update_state(state=S, value=u)`` can write into S's own tensor, unless something else still
     needs S's old content: every value that may share S's memory (reads of S, values computed from them
     by ops that may return views, ``view_ops``, and earlier updates of S) must be dead by then, no read of
@@ -178,7 +179,9 @@ def in_place_slice_updates(function, view_ops) -> set[str]:
             if op.op_type != "slice_update" or op.x.name not in aliases:
                 continue
             x = op.x.name
-            if ops[aliases[x]].op_type != "read_state" or op.update.name in aliases:
+            # x must be the state's own tensor: a read of S, or the result of an earlier update of S
+            # (coreml_update_state returns the tensor the state now holds).
+            if ops[aliases[x]].op_type not in _OWN_TENSOR or op.update.name in aliases:
                 continue
             out_readers = readers.get(op.outputs[0].name, [])
             if len(out_readers) != 1 or out_readers[0] == len(ops):
