@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-MODELS = ("distilbert", "bert", "roberta", "reference")
+MODELS = ("distilbert", "bert", "roberta", "reference", "smollm2")
 
 
 def _quiet_libraries() -> None:
@@ -73,10 +73,24 @@ def _format_value(value):
 
 
 def cmd_run(args) -> int:
-    from . import gate_config, pipeline
+    from . import decoder_zoo, gate_config, pipeline
     from .compression_stage import parse_options
 
     overrides = gate_config.resolve(args.config, args.threshold)
+    if args.model in decoder_zoo.DECODER_MODELS or (
+        args.weights is not None and decoder_zoo.is_decoder_checkpoint(args.weights)
+    ):
+        from . import decoder_pipeline
+
+        if args.compress or args.target != "coreml" or args.exporter == "export":
+            raise ValueError(
+                "causal LMs: expected the Core ML target, the trace exporter and no --compress (torch.export "
+                "refuses the cache write at a tensor position; the others are not supported yet)"
+            )
+        return _report(
+            decoder_pipeline.run(_decoder_options(args, overrides), Progress(len(decoder_pipeline.STAGES))),
+            args,
+        )
     recipe, target = parse_options(args.compress, args.deployment_target)  # before anything is built
     options = pipeline.RunOptions(
         model=args.model,
@@ -95,7 +109,28 @@ def cmd_run(args) -> int:
         recipe=recipe,
     )
     _check_target_options(args)
-    report = pipeline.run(options, Progress(len(pipeline.stages_for(args.target)[0])))
+    return _report(pipeline.run(options, Progress(len(pipeline.stages_for(args.target)[0]))), args)
+
+
+def _decoder_options(args, overrides):
+    from .decoder_pipeline import DecoderOptions
+
+    return DecoderOptions(
+        model=args.model,
+        weights=args.weights,
+        cache=args.cache,
+        prefill_len=args.prefill_len,
+        context=args.context,
+        new_tokens=args.new_tokens,
+        precision=args.precision,
+        backend=args.backend,
+        out=Path(args.out),
+        strict=args.strict,
+        overrides=overrides,
+    )
+
+
+def _report(report, args) -> int:
     checks = [dict(c, value=_format_value(c["value"])) for c in report["checks"]]
     print_checks(checks)
     if "compression" in report["details"]:
@@ -205,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODELS,
         help="embedded default (seeded random weights), or omit and give --weights",
     )
-    run.add_argument("--weights", metavar="DIR", help="local transformers checkpoint directory")
+    run.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="local transformers checkpoint directory (or a causal LM's .gguf file)",
+    )
     run.add_argument("--seq-len", type=int, default=128)
     run.add_argument("--batch-size", type=int, default=1)
     run.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
@@ -218,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="conversion target: coreml (coremltools, .mlpackage) or coreai (Apple's Core AI, .aimodel; "
         "needs the coreai extra)",
     )
+    decoder = run.add_argument_group("causal LMs (smollm2, or --weights of a Llama-family model)")
+    decoder.add_argument(
+        "--cache",
+        choices=("state", "io"),
+        default="state",
+        help="KV cache as Core ML state (iOS 18) or as inputs and outputs",
+    )
+    decoder.add_argument("--prefill-len", type=int, default=64, help="tokens the prefill function takes")
+    decoder.add_argument("--context", type=int, default=256, help="KV cache capacity (slots)")
+    decoder.add_argument("--new-tokens", type=int, default=32, help="greedy tokens generated and compared")
     run.add_argument(
         "--out", default="ane-verify-out", metavar="DIR", help="output directory (default %(default)s)"
     )

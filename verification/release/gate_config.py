@@ -47,6 +47,11 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "coreai_parity_psnr_db": (AT_LEAST, None),  # by precision: see coreai_parity_default
     "coreai_validator_non_finite_nodes": (AT_MOST, 0),
     **{name: (AT_MOST, 0) for name in RULE_NAMES},  # Core AI's Neural Engine authoring rules: none broken
+    # converted decoders (ane-verify run smollm2): by precision, thresholds.decoder_threshold
+    "decoder_step_psnr_db": (AT_LEAST, None),
+    "decoder_argmax_agreement": (AT_LEAST, None),
+    "decoder_token_agreement": (AT_LEAST, None),
+    "decoder_prefill_vs_sequential_psnr_db": (AT_LEAST, None),
 }
 
 
@@ -85,6 +90,8 @@ def default_threshold(
         return coreml_parity_default(precision or "fp16")
     if name == "coreai_parity_psnr_db":
         return coreai_parity_default(precision or "fp16")
+    if name.startswith("decoder_"):
+        return thresholds.decoder_threshold(name, precision or "fp16")
     return thresholds.speedup_threshold(name, seq_len or 0, batch_size or 0)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from . import content, plots
+from . import content, decoder_sections, plots
 
 STYLE = """
 body { font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px auto;
@@ -196,6 +196,7 @@ def _details(report: dict) -> list[str]:
         from .compression_section import compression_html
 
         parts += compression_html(details["compression"])
+    parts += decoder_sections.html_sections(report)
     if details.get("stages"):
         stages = [(s["name"], f"{s['seconds']:.2f}") for s in details["stages"]]
         total = ("total", f"{content.stage_seconds(report):.2f}")

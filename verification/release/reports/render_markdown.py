@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from . import content
+from . import content, decoder_sections
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>&~])")
 _CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # ANSI escapes would reach terminals
@@ -132,6 +132,7 @@ def _details(report: dict) -> list[str]:
         lines += _speedup(details["speedup"])
     if details.get("readiness"):
         lines += _readiness(details["readiness"])
+    lines += decoder_sections.markdown_sections(report)
     if details.get("stages"):
         rows = [(_text(s["name"]), f"{s['seconds']:.2f}") for s in details["stages"]]
         rows.append(("**total**", f"**{content.stage_seconds(report):.2f}**"))

@@ -1,0 +1,68 @@
+"""``ane-verify run smollm2``: the decoder pipeline end to end on SmolLM2's architecture shrunk to 2 layers
+(the seeded model's config is patched; the pipeline is the real one), and its bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from verification.release import cli, decoder_zoo
+
+TINY = dict(
+    decoder_zoo.SMOLLM2_135M,
+    vocab_size=160,
+    hidden_size=48,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=3,
+    num_key_value_heads=1,
+    max_position_embeddings=128,
+)
+ARGS = ["run", "smollm2", "--backend", "mil", "--prefill-len", "8", "--context", "24", "--new-tokens", "6"]
+
+
+@pytest.fixture
+def tiny_smollm2(monkeypatch):
+    monkeypatch.setattr(decoder_zoo, "SMOLLM2_135M", TINY)
+
+
+def test_run_smollm2_writes_the_reports_with_every_step(tiny_smollm2, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main([*ARGS, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    report = json.loads((out / "report.json").read_text())
+    checks = {c["name"]: c for c in report["checks"]}
+    for name in (
+        "torch_parity_psnr_db",
+        "decoder_step_psnr_db",
+        "decoder_argmax_agreement",
+        "decoder_token_agreement",
+        "decoder_prefill_vs_sequential_psnr_db",
+        "fp16_non_finite_ops",
+    ):
+        assert checks[name]["measured"] and checks[name]["passed"], checks[name]
+    assert checks["ane_op_share"]["measured"] is False and checks["ane_op_share"]["reason"]
+    decoder = report["details"]["decoder"]
+    assert len(decoder["step_psnr_db"]) == 6 and len(decoder["generated_tokens"]) == 6
+    assert set(report["details"]["readiness_per_function"]) == {"prefill", "decode"}
+    html = (out / "report.html").read_text()
+    assert "logits PSNR per step" in html and html.count("<circle") == 6
+    assert (out / "smollm2_state_fp16.mlpackage" / "Manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--prefill-len", "30"], "--prefill-len: expected less than --context 24, got 30"),
+        (["--new-tokens", "40"], "--new-tokens: expected prefill length + new tokens - 1 <= --context 24"),
+        (["--weights", "/nonexistent/model.gguf"], "--weights: no such file or directory"),
+    ],
+)
+def test_bad_decoder_options_exit_2_and_write_nothing(tiny_smollm2, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    code = cli.main([*ARGS, *extra, "--out", str(out)])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,306 @@
+"""``ane-verify run smollm2`` (or ``--weights`` pointing at a causal LM): build the transformers model and
+its ANE twin, convert both functions (prefill, decode) into one package, verify the program step by step,
+and write the same reports as for encoders, with the per-step plot and the generated text.
+
+Artifacts are written to a staging directory inside the output directory and moved into place only when
+the run completes, as for encoders.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ane_models
+from verification.decoders import conversion
+from verification.decoders.checks import (
+    compare_steps,
+    prefill_vs_sequential,
+    reference_logits,
+    token_agreement,
+)
+from verification.decoders.program_lm import ProgramCausalLM
+from verification.decoders.readiness import function_readiness
+from verification.metrics import psnr
+
+from . import decoder_zoo
+from .context import judged_check
+from .model_zoo import ModelInputError
+from .pipeline import REPORT_FILES, _publish, _target_config, prepare_output
+
+STAGES = (
+    "build causal LM and its ANE twin",
+    "torch parity",
+    "convert prefill + decode",
+    "program step by step",
+    "fp16 hazards, a step at a time",
+    "readiness per function",
+    "speed-up and placement",
+    "gate",
+)
+SEQUENTIAL_TOKENS = 16  # prefill vs one decode call per token, over the prompt's first tokens
+
+
+@dataclass
+class DecoderOptions:
+    model: str | None
+    weights: str | None = None
+    cache: str = "state"
+    prefill_len: int = 64
+    context: int = 256
+    new_tokens: int = 32
+    precision: str = "fp16"
+    backend: str = "auto"
+    out: Path = Path("ane-verify-out")
+    strict: bool = False
+    overrides: dict = field(default_factory=dict)
+    prompt: str = "The capital of France is"
+
+    # what judged_check reads
+    @property
+    def seq_len(self) -> int:
+        return self.prefill_len
+
+    batch_size: int = 1
+
+
+def check_options(o: DecoderOptions) -> None:
+    """Every option checked before anything is built (exit 2 from the CLI, nothing written)."""
+    if o.cache not in conversion.CACHE_FORMS:
+        raise ModelInputError(f"--cache: expected one of {list(conversion.CACHE_FORMS)}, got {o.cache!r}")
+    for name, value, low in (
+        ("--prefill-len", o.prefill_len, 1),
+        ("--context", o.context, 2),
+        ("--new-tokens", o.new_tokens, 1),
+    ):
+        if not isinstance(value, int) or value < low:
+            raise ModelInputError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if o.prefill_len >= o.context:
+        raise ModelInputError(f"--prefill-len: expected less than --context {o.context}, got {o.prefill_len}")
+    if o.prefill_len + o.new_tokens - 1 > o.context:
+        raise ModelInputError(
+            f"--new-tokens: expected prefill length + new tokens - 1 <= --context {o.context}, got "
+            f"{o.prefill_len} + {o.new_tokens} - 1"
+        )
+    if o.model is None and o.weights is None:
+        raise ModelInputError(f"expected MODEL (one of {list(decoder_zoo.DECODER_MODELS)}) or --weights")
+
+
+def _prompt(source, o: DecoderOptions) -> torch.Tensor:
+    if source.tokenizer is not None:
+        ids = source.tokenizer(o.prompt, return_tensors="pt").input_ids[:, : o.prefill_len]
+        return ids.long()
+    vocab = source.hf_model.config.vocab_size
+    return torch.randint(0, vocab, (1, o.prefill_len), generator=torch.Generator().manual_seed(0))
+
+
+def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = lambda *a: None) -> dict:
+    from verification.coreml.predict import resolve_backend
+
+    from .reports.schema import environment_section, seal
+    from .reports.write import write_reports
+
+    check_options(o)
+    backend = resolve_backend(o.backend)
+    out = Path(o.out)
+    created = prepare_output(out)
+    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
+    checks, details, times = [], {}, []
+
+    def stage(index, body):
+        progress(index, STAGES[index], None)
+        start = time.perf_counter()
+        result = body()
+        times.append({"name": STAGES[index], "seconds": round(time.perf_counter() - start, 2)})
+        progress(index, STAGES[index], times[-1]["seconds"])
+        return result
+
+    def judge(name, metric, value, reason=None):
+        checks.append(judged_check(name, metric, value, _Ctx(o), reason=reason))
+
+    try:
+        source = stage(
+            0, lambda: decoder_zoo.from_weights(o.weights) if o.weights else decoder_zoo.seeded_smollm2()
+        )
+        hf = source.hf_model
+        lm = ane_models.optimize(hf, cache_capacity=o.context, prefill_length=o.prefill_len)
+        prompt = _prompt(source, o)
+
+        def torch_parity():
+            tokens, reference = reference_logits(hf, prompt, o.new_tokens)
+            lm.reset_cache()
+            got = lm.prefill(prompt)[0]
+            value = psnr(reference[: prompt.shape[1]].numpy(), got.numpy())
+            judge(
+                "torch_parity_psnr_db",
+                "PSNR of the ANE torch model's prefill logits vs transformers, fp32",
+                round(value, 2),
+            )
+            return tokens, reference
+
+        tokens, reference = stage(1, torch_parity)
+        package = staging / f"{source.name}_{o.cache}_{o.precision}.mlpackage"
+        converted = stage(
+            2,
+            lambda: conversion.convert_decoder(
+                lm, package, cache=o.cache, precision=o.precision, prefill_length=o.prefill_len
+            ),
+        )
+        details["package"] = {
+            "bytes": converted.package_bytes,
+            "conversion_seconds": converted.seconds,
+            "cache": o.cache,
+            "functions": list(conversion.FUNCTIONS),
+        }
+        program = ProgramCausalLM(converted.path, lm.decoder_config, backend=backend)
+
+        def step_by_step():
+            figures = compare_steps(program, tokens, reference, prompt.shape[1])
+            agreement = token_agreement(program, prompt, tokens)
+            sequential = prefill_vs_sequential(program, prompt[:, :SEQUENTIAL_TOKENS])
+            judge(
+                "decoder_step_psnr_db",
+                "worst PSNR over the prefill and every decode step's logits vs "
+                "transformers fp32 (teacher-forced)",
+                round(figures.worst_psnr_db, 2),
+            )
+            judge(
+                "decoder_argmax_agreement",
+                "share of steps whose argmax is transformers' greedy token (teacher-forced)",
+                round(figures.argmax_agreement, 4),
+            )
+            judge(
+                "decoder_token_agreement",
+                f"share of {o.new_tokens} free-running greedy tokens equal to transformers'",
+                round(agreement.agreement, 4),
+            )
+            judge(
+                "decoder_prefill_vs_sequential_psnr_db",
+                "PSNR of the prompt's logits, one prefill vs one "
+                f"decode call per token (first {min(SEQUENTIAL_TOKENS, prompt.shape[1])} tokens)",
+                round(sequential, 2),
+            )
+            details["decoder"] = {
+                "step_psnr_db": [round(v, 2) for v in figures.psnr_db],
+                "top5_overlap": figures.top5_overlap,
+                "first_diverging_step": agreement.first_diverging_step,
+                "prompt_tokens": prompt[0].tolist(),
+                "generated_tokens": list(agreement.tokens),
+                "reference_tokens": tokens[0, prompt.shape[1] :].tolist(),
+            }
+            if source.tokenizer is not None:
+                details["decoder"]["generated_text"] = source.tokenizer.decode(list(agreement.tokens))
+                details["decoder"]["prompt_text"] = o.prompt
+
+        stage(3, step_by_step)
+        stage(4, lambda: _hazards(converted, o, prompt, judge, details))
+        stage(5, lambda: details.__setitem__("readiness_per_function", function_readiness(converted.path)))
+        stage(6, lambda: _not_measured_on_device(judge))
+        progress(7, STAGES[7], None)
+        details["stages"] = times
+        artifacts = {
+            "mlpackage": str(out / package.name),
+            **{key: str(out / name) for key, name in REPORT_FILES.items()},
+        }
+        report = seal(
+            {
+                "schema_version": 1,
+                "model": source.name if source.origin == "seeded" else source.origin,
+                "config": {
+                    "seq_len": o.prefill_len,
+                    "batch_size": 1,
+                    "precision": o.precision,
+                    "exporter": "trace",
+                    "backend": backend,
+                    "cache": o.cache,
+                    "context": o.context,
+                    "new_tokens": o.new_tokens,
+                    **_target_config("coreml", backend),
+                },
+                "environment": environment_section(),
+                "checks": checks,
+                "artifacts": artifacts,
+                "details": details,
+            }
+        )
+        write_reports(report, staging)
+        _publish(staging, out)
+        return report
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass
+class _Ctx:
+    options: DecoderOptions
+
+
+def _hazards(converted, o, prompt, judge, details) -> None:
+    if o.precision != "fp16" or o.cache != "state":
+        judge(
+            "fp16_non_finite_ops",
+            "ops whose fp16 output holds NaN/Inf (fp16 state programs)",
+            None,
+            reason=f"the hazard finder runs on fp16 state programs; this one is {o.precision} {o.cache}",
+        )
+        return
+    from verification.mil.hazards import find_hazards
+
+    n, capacity = o.prefill_len, o.context
+    ids = np.zeros((1, n), np.int32)
+    ids[0, : prompt.shape[1]] = prompt[0].numpy()
+    feed = {
+        "input_ids": ids,
+        "position": np.array([0], np.int32),
+        "position_ids": np.arange(n, dtype=np.int32)[None],
+        "attention_mask": np.ones((1, capacity), np.int32),
+    }
+    reports = [find_hazards(converted.path, feed, function_name="prefill")]
+    step = {
+        "input_ids": ids[:, -1:],
+        "position": np.array([n], np.int32),
+        "position_ids": np.array([[n]], np.int32),
+        "attention_mask": np.ones((1, capacity), np.int32),
+    }
+    reports.append(find_hazards(converted.path, step, function_name="decode", states=reports[0].states_after))
+    bad = sum(r.first_non_finite is not None for r in reports)
+    judge(
+        "fp16_non_finite_ops",
+        "calls (prefill, then one decode step on its state) with an op whose fp16 output holds NaN/Inf",
+        bad,
+    )
+    details["hazards_text"] = "\n\n".join(
+        f"{name}:\n{r.render(top=8)}" for name, r in zip(("prefill", "decode"), reports, strict=True)
+    )
+
+
+def _not_measured_on_device(judge) -> None:
+    from verification.ondevice.device import compute_plan_gate, detect, measurement_gate
+
+    device = detect()
+    speed, plan = measurement_gate(device), compute_plan_gate(device)
+    judge(
+        "ane_op_share",
+        "share of each function's ops the compute plan places on the ANE (each function "
+        "loaded as the default in turn)",
+        None,
+        reason=plan or "decoder placement on a Mac is not wired into this pipeline yet",
+    )
+    judge(
+        "ane_speedup_vs_cpu_only",
+        "decode tokens/s on CPU_AND_NE over CPU_ONLY",
+        None,
+        reason=speed or "decoder speed-up on a Mac is not wired into this pipeline yet",
+    )
