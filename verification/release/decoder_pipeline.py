@@ -244,7 +244,10 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
 
 @dataclass
 class _Ctx:
+    """What ``judged_check`` reads of an encoder run's context."""
+
     options: DecoderOptions
+    built: object = None
 
 
 def _hazards(converted, o, prompt, judge, details) -> None:
