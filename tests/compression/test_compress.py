@@ -29,7 +29,7 @@ GROUPED = "[compression]\ndefault = '{}'\n[compression.op_types]\ngather = 'none
 FORMS = {
     "quantize:int8": {"constexpr_blockwise_shift_scale"},
     "quantize:int4:block=32": {"constexpr_blockwise_shift_scale"},
-    "palettize:4": {"constexpr_lut_to_dense"},
+    "palettize:2": {"constexpr_lut_to_dense"},  # k-means (the others uniform: k-means is the slow one)
     "palettize:3:mode=uniform": {"constexpr_lut_to_dense"},
     "prune:0.5": {"constexpr_sparse_to_dense"},
     "prune:0.5+palettize:4:mode=uniform": {"constexpr_lut_to_sparse", "constexpr_sparse_to_dense"},
@@ -73,7 +73,7 @@ def test_every_form_decodes_like_coremltools_and_keeps_its_size(tiny, text):
     assert after.stored_bytes < before.stored_bytes and after.program_bytes < before.program_bytes
 
 
-@pytest.mark.parametrize("text", ["quantize:int8", "palettize:4", "prune:0.5+quantize:int8"])
+@pytest.mark.parametrize("text", ["quantize:int8", "palettize:2", "prune:0.5+quantize:int8"])
 def test_three_way_separates_compression_loss_from_conversion_loss(tiny, text):
     model, inputs, names, mlmodel = tiny
     result = three_way(model, inputs, names, mlmodel, _compressed(mlmodel, text))
@@ -167,25 +167,35 @@ def test_a_group_size_that_does_not_divide_the_channels_is_refused(tiny):
         compress(tiny[3], parse_compress("quantize:int4:block=48"))
 
 
-def test_int4_per_block_is_refused_below_ios18():
+@functools.cache
+def _ios16_program():
     model, inputs = tiny_classifier(), examples(1)
     mlmodel = convert(model, inputs[0], precision="fp16", minimum_deployment_target=ct.target.iOS16)
+    return model, inputs, mlmodel
+
+
+def test_int4_per_block_is_refused_below_ios18():
+    _, _, mlmodel = _ios16_program()
     with pytest.raises(RecipeError, match="needs deployment target iOS18 or newer .* got iOS16"):
         compress(mlmodel, parse_compress("quantize:int4:block=32"))
-    # what iOS16 holds: the packed iOS16 forms, decoded by the same kernels
-    ios16_forms = [
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text,op",
+    [
         ("palettize:4:mode=uniform", "constexpr_lut_to_dense"),
         ("quantize:int8", "constexpr_affine_dequantize"),
         ("prune:0.5", "constexpr_sparse_to_dense"),
-    ]
-    for text, op in ios16_forms:
-        compressed = compress(mlmodel, parse_compress(text))
-        assert {w.form for w in weights(compressed)} >= {op}
-        result = three_way(model, inputs, NAMES, mlmodel, compressed)
-        assert result.compressed_vs_fake_psnr_db >= thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB, (
-            text,
-            result,
-        )
+    ],
+)
+def test_ios16_forms_run_end_to_end(text, op):
+    """What iOS16 holds: the bit-packed iOS16 forms, decoded by the same kernels."""
+    model, inputs, mlmodel = _ios16_program()
+    compressed = compress(mlmodel, parse_compress(text))
+    assert {w.form for w in weights(compressed)} >= {op}
+    result = three_way(model, inputs, NAMES, mlmodel, compressed)
+    assert result.compressed_vs_fake_psnr_db >= thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB, (text, result)
 
 
 def test_replaced_constants_swap_and_restore(tiny):
