@@ -173,6 +173,12 @@ def layer_sensitivity(
     groups: dict[str, list] = {}
     for weight in found:
         groups.setdefault(_layer_of(modules.get(weight.op), weight.op, by), []).append(weight)
+    if by == "weight":  # a scope can be shared (a query projection carries its attention's): name the op
+        groups = {
+            (f"{label} [{w.op}]" if len(members) > 1 else label): [w]
+            for label, members in groups.items()
+            for w in members
+        }
     costs = []
     for name, members in groups.items():
         value = runner.psnr({(w.op, w.input): values[(w.op, w.input)] for w in members})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from .. import thresholds
@@ -78,13 +77,14 @@ def check_model(recipe: Recipe, model: torch.nn.Module) -> None:
 
 
 def comparison_examples(ctx: Context) -> list[tuple]:
-    """The run's inputs, then seeded token ids of the same shape and padding."""
+    """The run's inputs, then seeded token ids of the same shape and padding (the encoders); the
+    reference Transformer's float inputs are compared on the run's own inputs only."""
     first = ctx.inputs
+    if ctx.pair.family == "reference":
+        return [first]
     generator = torch.Generator().manual_seed(14)
+    vocab = getattr(getattr(ctx.pair.baseline, "config", None), "vocab_size", 100)
     found = [first]
-    vocab = int(first[0].max()) + 1 if ctx.pair.family == "reference" else None
-    config = getattr(ctx.pair.baseline, "config", None)
-    vocab = getattr(config, "vocab_size", vocab) or 100
     for _ in range(EXAMPLES - 1):
         ids = torch.randint(3, vocab, tuple(first[0].shape), generator=generator, dtype=first[0].dtype)
         found.append((ids, *first[1:]))
@@ -105,6 +105,12 @@ def _judged(name: str, metric: str, value, default: float, ctx: Context) -> dict
     if isinstance(value, float) and not math.isfinite(value):
         judged["value"] = str(value)
     return judged
+
+
+def _compressed_bits_per_weight(compressed, configs: dict) -> float:
+    """Stored bits per weight over the weights the recipe compresses (the ones it leaves dense excluded)."""
+    chosen = [w for w in weights(compressed) if w.op in configs]
+    return round(sum(w.stored_bits for w in chosen) / max(1, sum(w.count for w in chosen)), 3)
 
 
 def nominal_bits(configs: dict, program) -> float:
@@ -166,10 +172,7 @@ def compression(ctx: Context) -> None:
         _judged(
             "compression_bits_per_weight",
             f"stored bits per compressed weight (nominal {bits:.2f}; tables, scales, masks included)",
-            round(
-                8 * after.stored_bytes / max(1, sum(w.count for w in weights(compressed) if w.op in configs)),
-                3,
-            ),
+            _compressed_bits_per_weight(compressed, configs),
             round(bits * thresholds.COMPRESSION_BITS_OVERHEAD_MAX, 3),
             ctx,
         )
@@ -199,7 +202,11 @@ def print_summary(details: dict, stream) -> None:
 
 
 def sensitivity_inputs(pair, seq_len: int, batch_size: int, count: int = 2):
-    """Feeds, torch fp32 references and real-token masks for ``ane-verify sensitivity``."""
+    """(examples, feeds, torch fp32 references, real-token masks) for ``ane-verify sensitivity``: the run's
+    example inputs, then seeded token ids with the same padding; feeds are named after ``forward``'s
+    arguments, as the conversion names the program's inputs."""
+    import inspect
+
     from . import model_zoo
 
     first = model_zoo.example_inputs(pair, seq_len, batch_size)
@@ -212,15 +219,16 @@ def sensitivity_inputs(pair, seq_len: int, batch_size: int, count: int = 2):
         )
         for _ in range(count - 1)
     ]
-    names = ["input_ids", "attention_mask", "token_type_ids"][: len(first)]
+    parameters = inspect.signature(pair.optimized.forward).parameters.values()
+    names = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     references = []
     with torch.no_grad():
         for example in examples:
             out = pair.optimized(*example)
             out = out[0] if isinstance(out, (tuple, list)) else out
             references.append(out.float().numpy())
-    feeds = [{n: x.numpy() for n, x in zip(names, e, strict=True)} for e in examples]
+    feeds = [{n: x.numpy() for n, x in zip(names, e, strict=False)} for e in examples]
     return examples, feeds, references, [e[1].bool().numpy() for e in examples]
 
 
-__all__ = ["compression", "parse_options", "check_model", "print_summary", "np"]
+__all__ = ["compression", "parse_options", "check_model", "print_summary", "sensitivity_inputs"]

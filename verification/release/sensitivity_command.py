@@ -4,7 +4,6 @@ sensitivity.json (the recipe in its TOML form beside it) and sensitivity.html.""
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import sys
@@ -66,10 +65,6 @@ def cmd_sensitivity(args) -> int:
     pair = model_zoo.from_directory(args.weights) if args.weights else model_zoo.embedded(args.model)
     model_zoo.check_sizes(pair, args.seq_len, 1)
     examples, feeds, references, reals = sensitivity_inputs(pair, args.seq_len, 1, args.examples)
-    params = [p.name for p in inspect.signature(pair.optimized.forward).parameters.values()][
-        : len(examples[0])
-    ]
-    feeds = [{n: x.numpy() for n, x in zip(params, e, strict=True)} for e in examples]
     mlmodel = convert(
         pair.optimized, examples[0], precision="fp16", minimum_deployment_target=ct.target.iOS18
     )
