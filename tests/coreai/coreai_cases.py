@@ -78,7 +78,6 @@ ALL_MODELS = FAMILY_MODELS + EXTRA_MODELS + BASELINE_MODELS
 # One model per family and kind: the ones the fp16 tests and the cross-check run by default
 # (the interpreter's fp16 path is the slow one; every head in fp16 is behind the slow marker).
 REPRESENTATIVE_MODELS = [f"{family}-Model" for family in FAMILIES] + [
-    "distilbert-ForSequenceClassification",
     "reference-Transformer",
     "baseline-distilbert-Model",
 ]

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 
 RECORDED = Path(__file__).parent / "recorded"
-MODEL_ID = "distilbert-Model"
+MODEL_ID = "bert-Model"  # two outputs (hidden states, pooled): their order is checked
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -138,7 +138,7 @@ class _Function:
 
 
 def record() -> None:
-    """Run the bundled interpreter on the tiny DistilBERT and store its inputs and outputs."""
+    """Run the bundled interpreter on the tiny BERT and store its inputs and outputs."""
     here = Path(__file__).resolve()
     sys.path[:0] = [str(here.parents[2]), str(here.parent), str(here.parents[1] / "coreml")]
     from coreai_cases import model_under_test

@@ -1,6 +1,6 @@
 """Core AI's runtime paths. The interpreter path runs for real here; the macOS 27 OS-runtime path
 (specialization options per compute unit) runs against recorded answers: what the interpreter returned
-for a tiny DistilBERT, served by a stand-in of ``coreai.runtime`` (tests/coreai/recorded_runtime.py). On a
+for a tiny BERT, served by a stand-in of ``coreai.runtime`` (tests/coreai/recorded_runtime.py). On a
 Mac with Core AI the ``macos`` tests run the same model on the real OS runtime, on every compute unit."""
 
 import numpy as np
