@@ -160,3 +160,18 @@ def test_a_compute_unit_off_the_os_runtime_is_refused(tiny_program):
         coreai.predict(tiny_program, tiny_program.feeds([torch.randn(2, 4)]), compute_unit="neural_engine")
     with pytest.raises(ValueError, match="compute_unit: expected one of"):
         coreai.predict(tiny_program, {}, compute_unit="tpu")
+
+
+@pytest.mark.coreai
+def test_a_session_loads_once_and_answers_as_predict_does(tiny_program):
+    feeds = tiny_program.feeds([torch.randn(2, 4)])
+    expected = coreai.predict(tiny_program, feeds)
+    session = coreai.Session(tiny_program)
+    with pytest.raises(RuntimeError, match="inside a `with` block"):
+        session.run(feeds)
+    with session:
+        for _ in range(2):
+            got = session.run(feeds)
+            assert list(got) == list(expected) and all(np.array_equal(got[k], expected[k]) for k in got)
+    with pytest.raises(coreai.CoreAIRuntimeError, match="compute_unit 'gpu' needs Core AI's OS runtime"):
+        coreai.Session(tiny_program, compute_unit="gpu")

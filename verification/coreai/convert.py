@@ -65,7 +65,7 @@ class CoreAIProgram:
     @property
     def mlir_module(self):
         """The program's MLIR module (Core AI keeps it on a private attribute; read-only use)."""
-        return self.program._module._mlir_module  # type: ignore[attr-defined]
+        return self.program._module._mlir_module
 
 
 def import_coreai_torch():

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -192,32 +193,36 @@ class Session:
         self.runtime = _runtime_module(runtime)
         _check_compute_unit(compute_unit, self.runtime)
         self.compute_unit, self._saved = compute_unit, _saved(program_or_path)
-        self._loop = self._context = self._model = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._context: Any = None
+        self._model: Any = None
 
     def __enter__(self) -> Session:
         path = self._saved.__enter__()
-        self._loop = asyncio.new_event_loop()
+        self._loop = loop = asyncio.new_event_loop()
         try:
             if uses_os_runtime(self.runtime):
                 options = specialization_options(self.runtime, self.compute_unit)
-                self._model = self._loop.run_until_complete(self.runtime.AIModel.load(path, options))
+                self._model = loop.run_until_complete(self.runtime.AIModel.load(path, options))
             else:
                 from .asset import open_asset
 
                 self._context = open_asset(path).executable()
-                self._model = self._loop.run_until_complete(self._context.__aenter__())
+                self._model = loop.run_until_complete(self._context.__aenter__())
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._loop is None:
+            raise RuntimeError("Session.run: use the session inside a `with` block")
         inputs = {name: np.asarray(value) for name, value in inputs.items()}
         return self._loop.run_until_complete(_call(self._model, inputs, self.runtime))
 
     def __exit__(self, *exc) -> None:
         try:
-            if self._context is not None:
+            if self._context is not None and self._loop is not None:
                 self._loop.run_until_complete(self._context.__aexit__(None, None, None))
         finally:
             self._model = self._context = None

@@ -43,6 +43,7 @@ class Context:
     optimized_path: Path | None = None
     baseline_path: Path | None = None
     baseline_error: str | None = None
+    coreai_program: object | None = None  # verification.coreai.CoreAIProgram (--target coreai)
 
     @property
     def pair(self) -> model_zoo.ModelPair:

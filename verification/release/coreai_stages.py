@@ -6,6 +6,7 @@ computed it."""
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ def convert(ctx: Context) -> None:
     o = ctx.options
     stem = stages._artifact_stem(ctx)
     program = to_coreai(ctx.pair.optimized, ctx.inputs, precision=o.precision)
-    ctx.coreai_program = program  # type: ignore[attr-defined] (the later Core AI stages read it)
+    ctx.coreai_program = program
     path = save(program, ctx.staging / f"HuggingFace_ane_transformers_{stem}.aimodel")
     ctx.optimized_path = path
     ctx.artifacts["optimized_aimodel"] = path.name
@@ -66,7 +67,7 @@ def coreai_parity(ctx: Context) -> None:
     from ..coreai import describe, predict
     from ..coreai.extra import versions
 
-    program = ctx.coreai_program  # type: ignore[attr-defined]
+    program: Any = ctx.coreai_program
     runtime = describe()
     ctx.backend = "coreai"
     outputs = predict(ctx.package, program.feeds(ctx.inputs))
@@ -107,8 +108,8 @@ def _validator(ctx: Context, program) -> None:
 def readiness(ctx: Context) -> None:
     from ..coreai.readiness import readiness_checks
 
-    program = ctx.coreai_program  # type: ignore[attr-defined]
-    ctx.checks.extend(adopted_check(c, ctx) for c in readiness_checks(program, strict=ctx.options.strict))
+    checks = readiness_checks(ctx.coreai_program, strict=ctx.options.strict)
+    ctx.checks.extend(adopted_check(c, ctx) for c in checks)
 
 
 FUNCTIONS = (stages.build, stages.torch_parity, convert, coreai_parity, readiness)
