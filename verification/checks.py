@@ -20,8 +20,10 @@ ane_cost_share                 share of the compute plan's estimated cost on the
 ane_fallback_ops               ops off the ANE other than the allowed ones (embedding lookup)   <= thr
 readiness_layer_norms_fused    fused layer_norm ops / all layer norms (static; not measured     >= thr
                                when no layer norm is found)
-readiness_copies_per_layer     transposes + reshapes inside the encoder layers / layer (static) <= thr
-readiness_copies_outside_layers  transposes + reshapes outside the encoder layers (static)      <= thr
+readiness_copies_per_layer     transposes + data-moving reshapes inside the encoder layers      <= thr
+                               / layer (static)
+readiness_copies_outside_layers  transposes + data-moving reshapes outside the encoder layers   <= thr
+                               (static; threshold by head: thresholds.py)
 readiness_dims_within_limits   tensors over the known ANE dimension limits (static)             <= thr
 readiness_off_ane_ops          ops that typically run off the ANE (gather, int32) (static)      <= thr
 =============================  ===============================================================  =========

@@ -11,8 +11,10 @@ from .analysis import ESTIMATE_MODEL, Finding, ReadinessReport
 
 READINESS_METRICS = {
     "readiness_layer_norms_fused": "fused layer_norm ops / all layer norms (static)",
-    "readiness_copies_per_layer": "transpose + reshape ops inside the encoder layers per layer (static)",
-    "readiness_copies_outside_layers": "transpose + reshape ops outside the encoder layers (static)",
+    "readiness_copies_per_layer": "transposes + data-moving reshapes inside the encoder layers per layer "
+    "(static)",
+    "readiness_copies_outside_layers": "transposes + data-moving reshapes outside the encoder layers "
+    "(static)",
     "readiness_dims_within_limits": "tensors and kernels over the known ANE dimension limits (static)",
     "readiness_off_ane_ops": "ops that typically run off the ANE: gathers, int32 tensors (static)",
 }
@@ -40,7 +42,8 @@ def findings_by_check(report: ReadinessReport) -> dict[str, list[Finding]]:
 def describe_finding(finding: Finding) -> str:
     """One line: op type, name, position, place among the layer norms and torch module, and the detail."""
     where = [f"#{finding.position}" if finding.position is not None else "program input"]
-    where += [part for part in (finding.layer, finding.module) if part]
+    module = "top level" if finding.module == "" else finding.module
+    where += [part for part in (finding.layer, module) if part]
     return f"{finding.op_type} {finding.op} ({'; '.join(where)}): {finding.detail}"
 
 
@@ -174,7 +177,7 @@ def compare(baseline: ReadinessReport, optimized: ReadinessReport) -> Comparison
     def figures(r: ReadinessReport) -> dict[str, float | None]:
         return {
             "ops": r.ops,
-            "copies (transpose + reshape)": len(r.copies),
+            "copies (transposes + data-moving reshapes)": len(r.copies),
             "copies per layer": r.copies_per_layer,
             "layer norms fused": r.layer_norms_fused,
             "layer norms unfused": r.layer_norms_unfused,

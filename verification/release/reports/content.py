@@ -123,7 +123,7 @@ def readiness_failures(report: dict) -> list[tuple[str, list[tuple[str, str, str
                     str(f.get("op")),
                     "input" if f.get("position") is None else f"#{f['position']}",
                     str(f.get("layer") or "-"),
-                    str(f.get("module") or "-"),
+                    "top level" if f.get("module") == "" else str(f.get("module") or "-"),
                     str(f.get("detail") or ""),
                 )
                 for f in found
