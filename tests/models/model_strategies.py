@@ -56,6 +56,28 @@ def small_configs(draw, family: str, head: str = "Model", *, head_dims=(4, 16), 
                         type_vocab_size=draw(st.integers(1, 3)), **common)
 
 
+def randomize_parameters(model: torch.nn.Module, seed: int, *, scale: float = 0.2) -> torch.nn.Module:
+    """Every parameter drawn away from its init, seeded: transformers (and torch.nn) initialize norm
+    weights to 1 and biases to 0, so at the init two norms of a layer are the same function and a model
+    that swaps them passes; and a padding embedding row of 0 hides a lookup that confuses it. Every 1-D
+    parameter (norm weights and biases, linear and attention biases) gets ``scale`` x N(0, 1) added
+    (norm weights become 1 + noise), and every embedding's padding row gets values like its other rows.
+    Matrices keep their random init."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, parameter in sorted(model.named_parameters()):
+            if parameter.dim() == 1:
+                noise = torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype)
+                parameter.add_(scale * noise)
+        for _, module in sorted(model.named_modules(), key=lambda item: item[0]):
+            if isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
+                rows = module.weight
+                std = float(rows.std()) or 0.02
+                noise = torch.randn(rows.shape[1], generator=generator, dtype=rows.dtype)
+                rows[module.padding_idx] = std * noise
+    return model
+
+
 def max_tokens(config) -> int:
     """Longest sequence the model accepts (RoBERTa's positions start after the padding index)."""
     if config.model_type == "roberta":

@@ -13,7 +13,15 @@ import socket
 import pytest
 import torch
 import transformers
-from model_strategies import TokenBatch, assert_outputs_match, describe_config, hf_class, run_ane, run_hf
+from model_strategies import (
+    TokenBatch,
+    assert_outputs_match,
+    describe_config,
+    hf_class,
+    randomize_parameters,
+    run_ane,
+    run_hf,
+)
 
 import ane_models
 
@@ -90,7 +98,7 @@ def test_saved_checkpoint_loaded_offline_from_a_directory(tmp_path, monkeypatch,
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     config = _fixed_config(family)
     torch.manual_seed(1)
-    hf_class(family, head)(config).save_pretrained(tmp_path, safe_serialization=True)
+    randomize_parameters(hf_class(family, head)(config), 1).save_pretrained(tmp_path, safe_serialization=True)
     assert (tmp_path / "model.safetensors").is_file()
     model = hf_class(family, head).from_pretrained(tmp_path, local_files_only=True,
                                                    attn_implementation="eager").eval()

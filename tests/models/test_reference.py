@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from model_strategies import randomize_parameters
 from torch import nn
 
 from ane_layers import from_bc1s, to_bc1s
@@ -34,12 +35,8 @@ def right_padded_masks(batch: int, length: int):
 def seeded_transformer(options: dict, seed: int) -> nn.Transformer:
     torch.manual_seed(seed)
     model = nn.Transformer(dropout=0.1, **options).eval()
-    with torch.no_grad():  # LayerNorms start at (1, 0): perturb them so their weights matter
-        for module in model.modules():
-            if isinstance(module, nn.LayerNorm):
-                module.weight.add_(0.3 * torch.randn_like(module.weight))
-                module.bias.add_(0.3 * torch.randn_like(module.bias))
-    return model
+    # LayerNorms start at (1, 0) and the attention and output biases at 0: draw them all away from it
+    return randomize_parameters(model, seed, scale=0.3)
 
 
 def torch_layout(x: torch.Tensor, batch_first: bool) -> torch.Tensor:
