@@ -24,7 +24,7 @@ OP_COUNTS = {
     "optimized": {"conv": 38, "softmax": 72, "layer_norm": 13, "einsum": 24},
 }
 FP16_PRECISION = [
-    {"op": "logits_cast", "op_type": "cast", "psnr_db": -1.0},
+    {"op": "logits_cast", "op_type": "cast", "layer": "classifier", "psnr_db": -1.0},
     {"op": "scores_1", "op_type": "einsum", "psnr_db": 48.2},
     {"op": "layer_norm_3", "op_type": "layer_norm", "psnr_db": 71.5},
 ]

@@ -205,8 +205,21 @@ def coreml_parity(ctx: Context) -> None:
             "PSNR (dB) of the first output at real tokens: converted program vs the baseline in torch fp32"
         )
     ctx.checks.append(judged_check("coreml_parity_psnr_db", f"{metric} ({ctx.backend} backend)", value, ctx))
+    ctx.details["coreml_layer_parity"] = _coreml_layer_parity(ctx)
     if o.precision == "fp16":
         _fp16_hazards(ctx)
+
+
+def _coreml_layer_parity(ctx: Context) -> dict:
+    """The converted program's parity per layer, against the optimized model in torch fp32 (the MIL
+    executor's intermediates: Core ML exposes none, so this is the executor's figure on every platform)."""
+    from ..mil.layer_parity import program_layer_parity
+
+    try:
+        rows = program_layer_parity(str(ctx.package), _input_dict(ctx), ctx.pair.optimized, tuple(ctx.inputs))
+    except ValueError as error:
+        return {"backend": "mil", "layers": [], "reason": str(error)}
+    return {"backend": "mil", "layers": [row.to_dict() for row in rows], "reason": None}
 
 
 def _fp16_hazards(ctx: Context) -> None:
@@ -241,6 +254,7 @@ def _fp16_hazards(ctx: Context) -> None:
         {
             "op": p.name,
             "op_type": p.op_type,
+            "layer": p.module,
             "psnr_db": _finite_db(p.own_psnr_db),
             "drift_psnr_db": _finite_db(p.psnr_db),
         }

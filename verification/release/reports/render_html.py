@@ -112,7 +112,7 @@ def _fp16_precision(ops: list[dict]) -> list[str]:
         "<h2>fp16 precision loss per op</h2>",
         plots.horizontal_bars(
             "fp16 precision loss per op: PSNR of each op in fp16 vs fp32, on the same inputs (worst first)",
-            [f"{r['op']} ({r['op_type']})" for r in ops],
+            [f"{r['op']} ({r['op_type']}, {r.get('layer') or '?'})" for r in ops],
             values,
             unit="PSNR vs fp32 (dB)",
             verdicts=lost,

@@ -123,11 +123,16 @@ def _details(report: dict) -> list[str]:
         lines += _table(("op type", "baseline", "optimized"), rows)
     if details.get("fp16_precision"):
         rows = [
-            (_code(r["op"]), _code(r["op_type"]), _text(content.value_text(content.as_number(r["psnr_db"]))))
+            (
+                _code(r["op"]),
+                _code(r["op_type"]),
+                _code(r.get("layer") or "?"),
+                _text(content.value_text(content.as_number(r["psnr_db"]))),
+            )
             for r in details["fp16_precision"]
         ]
         lines += ["## fp16 precision loss per op (worst first)", ""]
-        lines += _table(("op", "type", "PSNR vs fp32 (dB)"), rows)
+        lines += _table(("op", "type", "layer (torch module)", "PSNR vs fp32 (dB)"), rows)
     if details.get("speedup") is not None:
         lines += _speedup(details["speedup"])
     if details.get("readiness"):
