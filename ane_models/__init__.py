@@ -1,8 +1,9 @@
 """ANE-optimized equivalents of Hugging Face models, built from any checkpoint.
 
-``optimize(model)`` takes a transformers model instance (DistilBERT, BERT or RoBERTa: the base model
-or a MaskedLM, SequenceClassification, QuestionAnswering, TokenClassification or MultipleChoice head)
-and returns the equivalent ANE model in eval mode, float32, with the checkpoint's weights copied in.
+``optimize(model)`` takes a transformers model instance (DistilBERT, BERT, RoBERTa or XLM-RoBERTa: the
+base model or a MaskedLM, SequenceClassification, QuestionAnswering, TokenClassification or
+MultipleChoice head) and returns the equivalent ANE model in eval mode, float32, with the checkpoint's
+weights copied in.
 It reads only the public config attributes and ``model.state_dict()``; no transformers class is
 imported or subclassed, so any transformers version from 4.46 on works.
 
@@ -42,6 +43,7 @@ SUPPORTED = {
     **{("distilbert", name): distilbert.from_hf for name in distilbert.HEADS},
     **{("bert", name): bert.from_hf for name in bert.HEADS},
     **{("roberta", name): roberta.from_hf for name in roberta.HEADS},
+    **{("xlm-roberta", name): roberta.from_hf for name in roberta.XLM_HEADS},  # RoBERTa's architecture
     **{(t, name): llama.from_hf for t in llama.FAMILIES for name in llama.architectures(t)},
 }
 # Families with a KV cache: the only ones that take the decoder options of optimize().
@@ -86,6 +88,11 @@ def optimize(model: nn.Module, *, fp16_safe_eps: bool | float = True,
         )
     names = [cls.__name__ for cls in type(model).__mro__]
     architecture = next((n for n in names if (model_type, n) in SUPPORTED), None)
+    if model_type in roberta.DIFFERENT:
+        raise UnsupportedModelError(
+            f"optimize: unsupported model {type(model).__name__} (model_type {model_type!r}): "
+            f"{roberta.DIFFERENT[model_type]}; supported: {_describe_supported()}"
+        )
     if architecture is None:
         raise UnsupportedModelError(
             f"optimize: unsupported model {type(model).__name__} (model_type {model_type!r}); "

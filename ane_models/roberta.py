@@ -13,6 +13,11 @@ Differences from BERT (``ane_models.bert``), all here:
   pooler. Question answering, token classification and multiple choice are BERT's heads over the
   RoBERTa encoder (multiple choice uses the pooler, as transformers does).
 
+XLM-RoBERTa (model_type ``xlm-roberta``) is this architecture with a larger vocabulary: transformers'
+``XLMRoberta*`` classes are copies of the ``Roberta*`` ones, with the same module and state-dict names,
+so every head here serves both (``XLM_HEADS``). XLM-RoBERTa-XL (``xlm-roberta-xl``) truly differs: it
+normalizes before each sublayer (pre-LN) and after the last layer, so it is refused by name.
+
 Call every model as ``model(input_ids, attention_mask, token_type_ids)`` (the last two optional).
 """
 
@@ -153,16 +158,25 @@ HEADS = {
     "RobertaForMultipleChoice": RobertaForMultipleChoiceANE,
 }
 
+XLM_HEADS = {name.replace("Roberta", "XLMRoberta", 1): cls for name, cls in HEADS.items()}
+# Model types of the RoBERTa lineage whose architecture is not this one, with the difference.
+DIFFERENT = {
+    "xlm-roberta-xl": "XLM-RoBERTa-XL normalizes before each sublayer (pre-LN), RoBERTa after (post-LN)",
+}
+
 
 def from_hf(model: nn.Module, architecture: str, *, fp16_safe_eps: bool | float = True,
             query_chunk_size: int | None = None) -> nn.Module:
-    """The ANE equivalent of a transformers RoBERTa ``model`` (class name ``architecture``)."""
+    """The ANE equivalent of a transformers RoBERTa or XLM-RoBERTa ``model`` (class name
+    ``architecture``)."""
     config: Any = model.config  # a transformers config: its fields differ per family
     if not isinstance(config.pad_token_id, int):
         raise ValueError(
             f"RoBERTa: expected an integer config.pad_token_id (positions start after it), got "
             f"{config.pad_token_id!r}"
         )
-    return bert.build(model, architecture, "roberta", HEADS, RENAMES, IGNORED, fp16_safe_eps=fp16_safe_eps,
+    heads = XLM_HEADS if architecture in XLM_HEADS else HEADS
+    return bert.build(model, architecture, config.model_type, heads, RENAMES, IGNORED,
+                      fp16_safe_eps=fp16_safe_eps,
                       query_chunk_size=query_chunk_size,
                       max_sequence_length=config.max_position_embeddings - config.pad_token_id - 1)

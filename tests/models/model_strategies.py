@@ -16,7 +16,9 @@ from verification.thresholds import MODEL_FP32_PSNR_DB
 
 HEADS = ("Model", "ForMaskedLM", "ForSequenceClassification", "ForQuestionAnswering",
          "ForTokenClassification", "ForMultipleChoice")
-CLASS_PREFIX = {"distilbert": "DistilBert", "bert": "Bert", "roberta": "Roberta"}
+CLASS_PREFIX = {"distilbert": "DistilBert", "bert": "Bert", "roberta": "Roberta",
+                "xlm-roberta": "XLMRoberta"}
+ROBERTA_LIKE = ("roberta", "xlm-roberta")  # XLM-RoBERTa is RoBERTa's architecture (ane_models.roberta)
 # Longest sequence drawn: enough to cover padding patterns, short enough to keep examples cheap.
 MAX_DRAWN_LENGTH = 24
 
@@ -46,11 +48,12 @@ def small_configs(draw, family: str, head: str = "Model", *, head_dims=(4, 16), 
         return transformers.DistilBertConfig(dim=hidden, n_heads=heads, n_layers=layers,
                                              hidden_dim=intermediate, activation=activation, **common)
     pad = draw(st.integers(0, 3))
-    if family == "roberta":
+    if family in ROBERTA_LIKE:
         # Positions run from pad + 1 to pad + S: leave room for at least one token.
         max_positions = max(max_positions, pad + 2)
         common["max_position_embeddings"] = max_positions
-    config_class = transformers.BertConfig if family == "bert" else transformers.RobertaConfig
+    config_class = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig,
+                    "xlm-roberta": transformers.XLMRobertaConfig}[family]
     return config_class(hidden_size=hidden, num_attention_heads=heads, num_hidden_layers=layers,
                         intermediate_size=intermediate, hidden_act=activation, pad_token_id=pad,
                         type_vocab_size=draw(st.integers(1, 3)), **common)
@@ -80,7 +83,7 @@ def randomize_parameters(model: torch.nn.Module, seed: int, *, scale: float = 0.
 
 def max_tokens(config) -> int:
     """Longest sequence the model accepts (RoBERTa's positions start after the padding index)."""
-    if config.model_type == "roberta":
+    if config.model_type in ROBERTA_LIKE:
         return config.max_position_embeddings - config.pad_token_id - 1
     return config.max_position_embeddings
 

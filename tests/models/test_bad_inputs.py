@@ -31,11 +31,27 @@ def tiny_model(family: str, head: str = "Model", **overrides):
 
 def test_every_family_and_head_is_supported():
     table = ane_models.supported_models()
-    assert sorted(table) == ["bert", "distilbert", "llama", "qwen2", "qwen3", "roberta"]
-    for family in ("bert", "distilbert", "roberta"):
+    assert sorted(table) == ["bert", "distilbert", "llama", "qwen2", "qwen3", "roberta", "xlm-roberta"]
+    for family in ("bert", "distilbert", "roberta", "xlm-roberta"):
         assert len(table[family]) == 6
     for family, prefix in (("llama", "Llama"), ("qwen2", "Qwen2"), ("qwen3", "Qwen3")):
         assert table[family] == [f"{prefix}Model", f"{prefix}ForCausalLM"]  # decoders: tests/decoders
+    # XLM-RoBERTa is RoBERTa's architecture: the same heads under XLMRoberta* names
+    assert table["xlm-roberta"] == [name.replace("Roberta", "XLMRoberta", 1) for name in table["roberta"]]
+
+
+def test_xlm_roberta_is_built_as_itself():
+    config = transformers.XLMRobertaConfig(hidden_size=8, **TINY)
+    torch.manual_seed(0)
+    ane = ane_models.optimize(transformers.XLMRobertaForTokenClassification(config).eval())
+    assert (ane.ane_config.model_type, ane.ane_config.architecture) == (
+        "xlm-roberta", "XLMRobertaForTokenClassification")
+
+
+def test_xlm_roberta_xl_is_refused_by_name_with_the_difference():
+    config = transformers.XLMRobertaXLConfig(hidden_size=8, **TINY)
+    with pytest.raises(UnsupportedModelError, match="XLMRobertaXLModel.*xlm-roberta-xl.*pre-LN"):
+        ane_models.optimize(transformers.XLMRobertaXLModel(config).eval())
 
 
 def test_unsupported_model_type_lists_what_is_supported():

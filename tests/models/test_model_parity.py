@@ -37,7 +37,7 @@ from ane_layers import from_bc1s
 from verification.metrics import assert_parity, psnr
 from verification.thresholds import MODEL_FP32_PSNR_DB
 
-FAMILIES = ("distilbert", "bert", "roberta")
+FAMILIES = ("distilbert", "bert", "roberta", "xlm-roberta")  # XLM-RoBERTa: RoBERTa's architecture
 
 
 @pytest.mark.parametrize("head", HEADS)
