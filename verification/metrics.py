@@ -7,6 +7,7 @@ all elements. (coremltools' own helper divides the squared error by the wrong el
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,12 +83,36 @@ def parity(reference, output) -> Parity:
     )
 
 
+# Who wants the figures ``assert_parity`` measures (the pytest plugin's ``--ane-report`` does). A hook
+# here, installed from outside, keeps the flow one way: this module never imports the application.
+_FIGURE_OBSERVERS: list[Callable[[dict], None]] = []
+
+
+def observe_figures(observer: Callable[[dict], None]) -> Callable[[], None]:
+    """Call ``observer(figure)`` after every ``assert_parity``, pass or fail, until the returned function
+    is called. ``figure``: {"name", "psnr_db", "min_psnr_db", "max_abs_error", "passed", "seed"}."""
+    _FIGURE_OBSERVERS.append(observer)
+    return lambda: _FIGURE_OBSERVERS.remove(observer)
+
+
 def assert_parity(
     reference, output, *, min_psnr_db: float, name: str, seed=None, context: str = ""
 ) -> Parity:
     """Fail unless ``output`` matches ``reference`` to ``min_psnr_db``; the message names everything."""
     result = parity(reference, output)
-    if not result.psnr_db >= min_psnr_db:  # also fails on NaN
+    passed = bool(result.psnr_db >= min_psnr_db)  # False on NaN
+    for observer in list(_FIGURE_OBSERVERS):
+        observer(
+            {
+                "name": name,
+                "psnr_db": float(result.psnr_db),
+                "min_psnr_db": float(min_psnr_db),
+                "max_abs_error": float(result.max_abs_error),
+                "passed": passed,
+                "seed": seed if isinstance(seed, (int, str)) or seed is None else str(seed),
+            }
+        )
+    if not passed:
         where = f" (seed {seed})" if seed is not None else ""
         extra = f"\n  {context}" if context else ""
         raise AssertionError(

@@ -1,12 +1,16 @@
 """pytest plugin (entry point ``ane_verify``): markers, device and backend fixtures, and ``--ane-report``.
 
 ``--ane-report PATH`` writes a ``report.json`` in the same schema as ``ane-verify run`` (see
-``verification.release.reports.schema``): one check per test area (``tests/<area>``: failed tests, threshold
-0) and one for the whole run, so a ``tox`` run gates a release the same way the command does.
+``verification.release.reports.schema``): one check per test area (``tests/<area>``: failed tests, at
+most 0) and one for the whole run, so a ``tox`` run gates a release the same way the command does. It
+keeps the figures the tests measured too: every ``assert_parity`` (through the hook
+``verification.metrics.observe_figures``), per test and name the worst PSNR, its threshold and how many
+comparisons, in ``details.figures``.
 """
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections import Counter
@@ -38,7 +42,9 @@ def pytest_configure(config):
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
     path = config.getoption("--ane-report")
-    if path and not hasattr(config, "workerinput"):  # xdist workers report to the controller
+    if path:  # every process records figures; xdist workers send them to the controller with their reports
+        config.pluginmanager.register(FigureRecorder(), "ane-verify-figures")
+    if path and not hasattr(config, "workerinput"):
         config.pluginmanager.register(ReportCollector(Path(path)), "ane-verify-report")
 
 
@@ -81,12 +87,45 @@ def _area(nodeid: str) -> str:
     return parts[1] if len(parts) > 2 and parts[0] == "tests" else parts[0]
 
 
+FIGURE_PROPERTY = "ane_verify_figure"
+
+
+class FigureRecorder:
+    """Collects the ``assert_parity`` figures of each test's call into its ``user_properties`` (which
+    travel with the test's report, across xdist too): per name, the worst PSNR and the count."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        from verification.metrics import observe_figures
+
+        by_name: dict[str, dict] = {}
+
+        def record(figure: dict) -> None:
+            kept = by_name.get(figure["name"])
+            if kept is None:
+                by_name[figure["name"]] = dict(figure, comparisons=1)
+                return
+            kept["comparisons"] += 1
+            kept["passed"] = kept["passed"] and figure["passed"]
+            if not figure["psnr_db"] >= kept["psnr_db"]:  # the worst (NaN counts as worst)
+                kept.update({k: figure[k] for k in ("psnr_db", "min_psnr_db", "max_abs_error", "seed")})
+
+        stop = observe_figures(record)
+        try:
+            yield
+        finally:
+            stop()
+            for figure in by_name.values():
+                item.user_properties.append((FIGURE_PROPERTY, figure))
+
+
 class ReportCollector:
     """Counts outcomes per test area on the controller and writes the report at the end of the session."""
 
     def __init__(self, path: Path):
         self.path = path
         self.outcomes: dict[str, Counter] = {}
+        self.figures: list[dict] = []
         self.started = time.time()
         if path.exists() and path.is_dir():
             raise pytest.UsageError(f"--ane-report: {str(path)!r} is a directory; expected a file path")
@@ -94,6 +133,10 @@ class ReportCollector:
             raise pytest.UsageError(f"--ane-report: the directory {str(path.parent)!r} does not exist")
 
     def pytest_runtest_logreport(self, report):
+        if report.when == "call":
+            for key, figure in report.user_properties:
+                if key == FIGURE_PROPERTY:
+                    self.figures.append({"test": report.nodeid, **_finite(figure)})
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             outcome = "skipped" if report.skipped else report.outcome
             self.outcomes.setdefault(_area(report.nodeid), Counter())[outcome] += 1
@@ -102,7 +145,12 @@ class ReportCollector:
 
     def pytest_sessionfinish(self, session, exitstatus):
         from verification.coreml import resolve_backend
-        from verification.release.reports.schema import environment_section, seal, write_json_atomically
+        from verification.release.reports.schema import (
+            environment_section,
+            seal,
+            stamped,
+            write_json_atomically,
+        )
 
         checks = [
             _failures_check(f"pytest_{area}_failures", f"failed tests in tests/{area}", counts)
@@ -125,11 +173,17 @@ class ReportCollector:
             "artifacts": {},
             "details": {
                 "tests": {area: dict(counts) for area, counts in sorted(self.outcomes.items())},
+                "figures": self.figures,
                 "exit_status": int(exitstatus),
                 "stages": [{"name": "pytest", "seconds": round(time.time() - self.started, 2)}],
             },
         }
-        write_json_atomically(self.path, seal(report))
+        write_json_atomically(self.path, seal(stamped(report)))
+
+
+def _finite(figure: dict) -> dict:
+    """JSON has no NaN or Inf: such figures are kept as "nan"/"inf"/"-inf" strings, as in every report."""
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in figure.items()}
 
 
 def _failures_check(name: str, metric: str, counts: Counter) -> dict:
@@ -144,6 +198,7 @@ def _failures_check(name: str, metric: str, counts: Counter) -> dict:
             "passed": None,
             "measured": False,
             "reason": f"every test was skipped ({counts.get('skipped', 0)})",
+            "direction": "at_most",
         }
     return {
         "name": name,
@@ -152,4 +207,5 @@ def _failures_check(name: str, metric: str, counts: Counter) -> dict:
         "threshold": 0,
         "passed": failed == 0,
         "measured": True,
+        "direction": "at_most",
     }

@@ -1,7 +1,10 @@
 """The pytest plugin: --ane-report writes the report schema; macos tests skip with the reason off macOS."""
 
+import os
 import platform
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from verification.release.reports.schema import read
@@ -49,3 +52,58 @@ def test_report_path_must_be_a_writable_file(pytester):
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*--ane-report: the directory 'missing/dir' does not exist*"])
     assert not (pytester.path / "missing").exists()
+
+
+FIGURE_TESTS = """
+import numpy as np
+import pytest
+
+from verification.metrics import assert_parity
+
+REFERENCE = np.linspace(-1.0, 1.0, 64)
+
+
+def test_close():
+    for noise in (1e-6, 1e-4, 1e-5):  # three comparisons under one name: the worst is kept
+        assert_parity(REFERENCE, REFERENCE + noise, min_psnr_db=60.0, name="close/linear", seed=7)
+
+
+def test_far():
+    assert_parity(REFERENCE, REFERENCE + 0.5, min_psnr_db=60.0, name="far/linear")
+
+
+def test_no_figures():
+    pass
+"""
+
+
+def _figures_of(report):
+    return {(f["test"].split("::")[-1], f["name"]): f for f in report["details"]["figures"]}
+
+
+@pytest.mark.parametrize("workers", [None, "1"])
+def test_the_report_keeps_the_figures_tests_measured(pytester, workers, monkeypatch):
+    from verification.metrics import parity
+
+    pytester.makepyfile(test_figures=FIGURE_TESTS)
+    if workers is None:
+        result = pytester.runpytest("--ane-report", "report.json")
+    else:  # xdist: figures measured in a worker process reach the controller's report
+        root = str(Path(__file__).resolve().parents[2])  # the worker imports this tree's code
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        result = pytester.runpytest("--ane-report", "report.json", "-n", workers, "-p", "xdist")
+    result.assert_outcomes(passed=2, failed=1)
+    figures = _figures_of(read(pytester.path / "report.json"))
+    assert set(figures) == {("test_close", "close/linear"), ("test_far", "far/linear")}
+    reference = np.linspace(-1.0, 1.0, 64)
+    close = figures[("test_close", "close/linear")]
+    assert close["psnr_db"] == pytest.approx(parity(reference, reference + 1e-4).psnr_db)
+    assert (close["min_psnr_db"], close["comparisons"], close["passed"], close["seed"]) == (60.0, 3, True, 7)
+    far = figures[("test_far", "far/linear")]
+    assert far["passed"] is False and far["psnr_db"] < 60.0 and far["comparisons"] == 1
+
+
+def test_figures_are_not_recorded_without_a_report():
+    from verification import metrics
+
+    assert metrics._FIGURE_OBSERVERS == []  # this session has no --ane-report: nothing listens
