@@ -1,7 +1,9 @@
 """ane-verify end to end on tiny local checkpoints: reports, exit codes, gate, and bad input."""
 
+import io
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -33,17 +35,38 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
 @pytest.fixture(scope="module")
 def finished_run(tiny_checkpoint, tmp_path_factory):
+    """One run, with stderr a terminal (so the counters inside the stages are drawn)."""
     out = tmp_path_factory.mktemp("run") / "out"
-    code = main(
-        ["run", "--weights", str(tiny_checkpoint), "--seq-len", "16", "--batch-size", "2", "--out", str(out)]
-    )
-    return code, out
+    terminal, stderr = Terminal(), sys.stderr
+    sys.stderr = terminal
+    try:
+        code = main(
+            [
+                "run",
+                "--weights",
+                str(tiny_checkpoint),
+                "--seq-len",
+                "16",
+                "--batch-size",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+    finally:
+        sys.stderr = stderr
+    return code, out, terminal.getvalue()
 
 
-def test_run_writes_the_package_and_three_reports(finished_run):
-    code, out = finished_run
+def test_run_writes_the_package_and_three_reports(finished_run, tiny_checkpoint):
+    code, out, _ = finished_run
     assert code == 0, (out / "report.md").read_text() if (out / "report.md").exists() else "no report"
     names = sorted(p.name for p in out.iterdir())
     assert names == [
@@ -72,10 +95,27 @@ def test_run_writes_the_package_and_three_reports(finished_run):
     # the reports say "worst first": the figures shown are the ones the ops are ranked by
     shown = [op["psnr_db"] for op in report["details"]["fp16_precision"]]
     assert shown and shown == sorted(shown), shown
+    assert report["source"] == {
+        "architecture": "BertForSequenceClassification",
+        "checkpoint": str(tiny_checkpoint.resolve()),
+        "seed": 0,
+        "inputs": "random token ids (seed 0), rows after the first padded in their last quarter",
+    }
+    assert report["tool"]["name"] == "ane-verify" and report["created"].endswith("Z")
+    assert {c["threshold_source"] for c in report["checks"]} == {"default"}
+    assert all(c["direction"] in ("at_least", "at_most") for c in report["checks"])
+    assert all(stat.S_IMODE(os.stat(out / name).st_mode) == 0o644 for name in ("report.json", "report.md"))
+
+
+def test_progress_inside_the_long_stages_on_a_terminal(finished_run):
+    _, _, stderr = finished_run
+    assert "convert: programs converted [##########----------] 1/2" in stderr
+    assert "Core ML parity and fp16 hazards: ops run [####################]" in stderr
+    assert "rough estimate from the config" in stderr
 
 
 def test_gate_exit_code_flips_when_a_threshold_passes_the_measured_value(finished_run, capsys):
-    _, out = finished_run
+    _, out, _ = finished_run
     measured = next(c for c in read(out / "report.json")["checks"] if c["name"] == "coreml_parity_psnr_db")[
         "value"
     ]
@@ -88,18 +128,22 @@ def test_gate_exit_code_flips_when_a_threshold_passes_the_measured_value(finishe
     assert "coreml_parity_psnr_db" in capsys.readouterr().out
 
 
-def test_gate_reads_thresholds_from_pyproject(finished_run, tmp_path, monkeypatch):
-    _, out = finished_run
+def test_gate_reads_thresholds_from_pyproject(finished_run, tmp_path, monkeypatch, capsys):
+    _, out, _ = finished_run
     (tmp_path / "pyproject.toml").write_text('[tool.ane-verify.thresholds]\n"coreml_parity_psnr_db" = 500\n')
     monkeypatch.chdir(tmp_path)
     assert main(["gate", str(out / "report.json")]) == 1
+    row = next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("coreml_parity_psnr_db")
+    )
+    assert row.split()[2:] == ["500", "FAILED", str((tmp_path / "pyproject.toml").resolve())]
     assert (
         main(["gate", str(out / "report.json"), "--threshold", "coreml_parity_psnr_db=1"]) == 0
     )  # flags win
 
 
 def test_strict_gate_fails_what_could_not_be_measured(finished_run):
-    _, out = finished_run
+    _, out, _ = finished_run
     assert main(["gate", str(out / "report.json"), "--strict"]) == 1
 
 
@@ -110,7 +154,7 @@ def _bad(args, capsys, expected: str):
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if line.startswith("ane-verify:")]
+    errors = [line for line in err.splitlines() if line.startswith("ane-verify: error")]
     assert len(errors) == 1 and expected in errors[0], err
 
 
@@ -149,23 +193,24 @@ def test_weight_directories_that_cannot_be_used(tmp_path, capsys):
 
 
 def test_unknown_model_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["run", "gpt2"])
-    assert exit_info.value.code == 2
-    assert "invalid choice: 'gpt2'" in capsys.readouterr().err
+    _bad(
+        ["run", "gpt2"],
+        capsys,
+        "MODEL: invalid choice: 'gpt2' (expected one of distilbert, bert, roberta, reference)",
+    )
 
 
 def test_output_directory_that_is_a_file_or_cannot_be_created(tiny_checkpoint, tmp_path, capsys):
     a_file = tmp_path / "file"
     a_file.write_text("keep me")
     _bad(
-        ["run", "--weights", str(tiny_checkpoint), "--out", str(a_file)],
+        ["run", "--weights", str(tiny_checkpoint), "--seq-len", "16", "--out", str(a_file)],
         capsys,
         "exists and is not a directory",
     )
     assert a_file.read_text() == "keep me"
     _bad(
-        ["run", "--weights", str(tiny_checkpoint), "--out", "/proc/ane-verify-out"],
+        ["run", "--weights", str(tiny_checkpoint), "--seq-len", "16", "--out", "/proc/ane-verify-out"],
         capsys,
         "--out: cannot create",
     )
@@ -211,7 +256,7 @@ def test_malformed_reports(tmp_path, capsys, content, expected):
 
 
 def test_tampered_report_is_refused(finished_run, tmp_path, capsys):
-    _, out = finished_run
+    _, out, _ = finished_run
     report = json.loads((out / "report.json").read_text())
     report["checks"][0]["threshold"] = 0  # lowered by hand
     tampered = tmp_path / "report.json"
@@ -222,14 +267,14 @@ def test_tampered_report_is_refused(finished_run, tmp_path, capsys):
 @pytest.mark.parametrize(
     "table,expected",
     [
-        ('[tool.ane-verify.thresholds]\n"no_such_check" = 1\n', "unknown check names ['no_such_check']"),
+        ('[tool.ane-verify.thresholds]\n"no_such_check" = 1\n', "unknown check name no_such_check; known:"),
         ('[tool.ane-verify.thresholds]\n"coreml_parity_psnr_db" = "sixty"\n', "must be a finite number"),
         ("[tool.ane-verify]\nthreshold = 3\n", "unknown keys ['threshold']"),
         ("[tool.ane-verify\n", "not valid TOML"),
     ],
 )
 def test_broken_config_tables(finished_run, tmp_path, capsys, table, expected):
-    _, out = finished_run
+    _, out, _ = finished_run
     config = tmp_path / "gate.toml"
     config.write_text(table)
     _bad(["gate", str(out / "report.json"), "--config", str(config)], capsys, expected)
@@ -285,7 +330,7 @@ def test_module_entry_point_runs_without_a_traceback(tmp_path):
     assert result.stderr.strip().endswith("report: no file at " + repr(str(tmp_path / "absent.json")))
 
 
-def test_reference_run_converts_its_baseline_with_the_same_inputs(tmp_path, monkeypatch):
+def test_reference_run_converts_its_baseline_with_the_same_inputs(tmp_path, monkeypatch, capsys):
     """`run reference` on a tiny torch.nn.Transformer: the baseline converts (torch.export, no fused fast
     path) with the optimized model's input names, and copies are judged per attention block (a decoder
     layer has two)."""
@@ -304,15 +349,26 @@ def test_reference_run_converts_its_baseline_with_the_same_inputs(tmp_path, monk
         batch_first=True,
     ).eval()
     tiny = model_zoo.ModelPair(
-        "reference", "reference", transformer, from_torch_transformer(transformer), 10**6
+        "reference",
+        "reference",
+        transformer,
+        from_torch_transformer(transformer),
+        10**6,
+        architecture="torch.nn.Transformer",
     )
     monkeypatch.setattr(model_zoo, "embedded", lambda family: tiny)
     out = tmp_path / "out"
 
-    code = main(["run", "reference", "--seq-len", "8", "--batch-size", "2", "--out", str(out)])
+    code = main(["run", "reference", "--seq-len", "8", "--batch-size", "2", "--out", str(out), "--quiet"])
 
     report = read(out / "report.json")
     assert code == 0, (out / "report.md").read_text()
+    # --quiet: no stage lines, no estimate (in-process, coremltools' own bars may still be drawn: its tqdm
+    # was imported before main() could switch it off; the subprocess tests check stderr whole)
+    err = capsys.readouterr().err
+    assert "[1/7]" not in err and "ane-verify:" not in err, err
+    assert report["source"]["architecture"] == "torch.nn.Transformer"
+    assert report["source"]["checkpoint"] == "seeded config" and report["source"]["seed"] == 0
     packages = {
         name: out / Path(path).name for name, path in report["artifacts"].items() if "mlpackage" in name
     }

@@ -13,6 +13,20 @@ DETAIL_KEYS = (
     "readiness",
 )
 
+TOOL = {
+    "name": "ane-verify",
+    "version": "0.1.0",
+    "commit": "0123456789abcdef" * 2 + "01234567",
+    "modified": True,
+}
+CREATED = "2026-12-01T10:00:00Z"
+SOURCE = {
+    "architecture": "DistilBertForSequenceClassification",
+    "checkpoint": "seeded config",
+    "seed": 0,
+    "inputs": "random token ids (seed 0), rows after the first padded in their last quarter",
+}
+
 LAYER_PARITY = [
     {"layer": "embeddings", "psnr_db": 95.7},
     {"layer": "layer 0", "psnr_db": 128.4},
@@ -126,6 +140,9 @@ def sample_report(
         else sample_checks(failing=failing, speedup_measured=speedup_measured, strict=strict),
         "artifacts": artifacts
         or {"report_json": "out/report.json", "optimized_mlpackage": "out/model.mlpackage"},
+        "tool": dict(TOOL),
+        "created": CREATED,
+        "source": dict(SOURCE),
     }
     if details:
         report["details"] = sample_details(speedup_measured=speedup_measured, keys=details)

@@ -64,6 +64,12 @@ def test_the_run_configuration_is_recorded_as_properties():
         "precision": "fp16",
         "exporter": "trace",
         "backend": "mil",
+        "written by": "ane-verify 0.1.0 (commit 0123456789ab, with local changes)",
+        "written at": "2026-12-01T10:00:00Z",
+        "architecture": "DistilBertForSequenceClassification",
+        "checkpoint": "seeded config",
+        "seed": "0",
+        "inputs": "random token ids (seed 0), rows after the first padded in their last quarter",
     }
 
 

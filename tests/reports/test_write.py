@@ -81,3 +81,36 @@ def test_the_json_is_the_sealed_report(tmp_path):
     report = sample_report(speedup_measured=True)
     written = json.loads(write_reports(report, tmp_path)["report_json"].read_text())
     assert written == report
+
+
+def test_report_json_is_readable_like_the_other_reports(tmp_path):
+    """mkstemp makes files 0600: report.json was private while the other reports were 0644."""
+    write_reports(sample_report(), tmp_path)
+    assert stat.S_IMODE(os.stat(tmp_path / "report.json").st_mode) == 0o644
+
+
+@pytest.mark.parametrize("name", ["report.md", "report.html", "junit.xml", "report.json"])
+def test_every_report_names_the_tool_its_commit_the_time_and_the_source(tmp_path, name):
+    write_reports(sample_report(), tmp_path)
+    text = (tmp_path / name).read_text()
+    for expected in (
+        "0.1.0",
+        "0123456789ab",
+        "2026-12-01T10:00:00Z",
+        "DistilBertForSequenceClassification",
+        "seeded config",
+        "random token ids (seed 0)",
+    ):
+        assert expected in text, f"{name} does not say {expected!r}"
+
+
+def test_a_report_without_provenance_gets_it_when_written(tmp_path):
+    from verification.release.reports.provenance import SOURCE_ROOT, tool_section
+
+    report = sample_report()
+    del report["tool"], report["created"]
+    written = schema.read(write_reports(report, tmp_path)["report_json"])
+    assert written["tool"] == tool_section()
+    assert written["created"].endswith("Z") and written["created"][:2] == "20"
+    if not (SOURCE_ROOT / ".git").exists():  # never a guess
+        assert written["tool"]["commit"] is None or len(written["tool"]["commit"]) == 40

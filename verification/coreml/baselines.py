@@ -4,7 +4,7 @@ The wrapper takes positional ``(input_ids, attention_mask)`` (plus ``token_type_
 RoBERTa) and returns transformers' outputs with ``return_dict=False``. BERT and DistilBERT read their
 position ids from a buffer slice whose length becomes an ``aten::Int`` that coremltools 9.0 fails on
 under torch 2.13 ("only 0-dimensional arrays can be converted"): the wrapper passes them explicitly.
-RoBERTa derives positions from the ids and needs nothing.
+RoBERTa (and XLM-RoBERTa, the same architecture) derives positions from the ids and needs nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import inspect
 import torch
 from torch import nn
 
-FAMILIES_WITH_TOKEN_TYPES = ("bert", "roberta")
+FAMILIES_WITH_TOKEN_TYPES = ("bert", "roberta", "xlm-roberta")
 FAMILIES_WITH_POSITION_BUFFER = ("bert", "distilbert")
 
 
@@ -22,9 +22,10 @@ class BaselineForConversion(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         model_type = getattr(getattr(model, "config", None), "model_type", None)
-        if model_type not in ("bert", "distilbert", "roberta"):
+        if model_type not in ("bert", "distilbert", "roberta", "xlm-roberta"):
             raise ValueError(
-                f"BaselineForConversion: expected a transformers DistilBERT, BERT or RoBERTa model, got "
+                f"BaselineForConversion: expected a transformers DistilBERT, BERT, RoBERTa or XLM-RoBERTa "
+                f"model, got "
                 f"{type(model).__name__} (model_type {model_type!r})"
             )
         self.model = model.eval()
@@ -43,8 +44,10 @@ class BaselineForConversion(nn.Module):
                 token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
             )
         if self.pass_positions:
+            # one row per sequence: a multiple-choice head's (B, choices, S) as its encoder sees it
+            # (DistilBertForMultipleChoice flattens the ids but passes position_ids on as given)
             kwargs["position_ids"] = torch.arange(input_ids.shape[-1], device=input_ids.device).expand_as(
-                input_ids
+                input_ids.flatten(0, -2)
             )
         return self.model(**kwargs)
 

@@ -2,6 +2,11 @@
 
 Exit codes: 0 every gate passed, 1 a gate failed, 2 bad usage or bad input (one line, no traceback;
 ``--debug`` shows it).
+
+Every error the arguments alone decide (sizes, backend, ``--strict`` where nothing can be timed, the
+checkpoint's files and head, ``--text`` without a tokenizer, ``--out``) is reported before anything is
+built (``preflight.plan``). Options are added per command in ``build_parser``: one ``add_argument`` each,
+with its help and default.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -17,6 +23,54 @@ from typing import Any
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 MODELS = ("distilbert", "bert", "roberta", "reference", "smollm2")
+
+
+class UsageError(ValueError):
+    """A command line argparse refused (reported in one line, exit 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line (``main`` prints it) instead of usage + exit,
+    and lists allowed values as words, not Python reprs."""
+
+    def error(self, message: str):
+        message = re.sub(
+            r"\(choose from (.*)\)$",
+            lambda m: f"(expected one of {m.group(1).replace(chr(39), '')})",
+            message,
+        )
+        message = re.sub(r"^argument ([^:]+): ", lambda m: f"{m.group(1).split('/')[-1]}: ", message)
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class LazyChoices:
+    """Allowed values that are looked up only when argparse checks a value or prints help (the layer pair
+    registry imports torch: ``ane-verify gate`` and ``--version`` need not)."""
+
+    def __init__(self, load):
+        self._load, self._values = load, None
+
+    def _all(self) -> list[str]:
+        if self._values is None:
+            self._values = list(self._load())
+        return self._values
+
+    def __contains__(self, value) -> bool:
+        return value in self._all()
+
+    def __iter__(self):
+        return iter(self._all())
+
+
+class VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and git commit, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .reports.provenance import describe, tool_section
+
+        print(describe(tool_section()))
+        parser.exit(EXIT_PASSED)
 
 
 def _quiet_libraries() -> None:
@@ -28,55 +82,28 @@ def _quiet_libraries() -> None:
     warnings.simplefilter("ignore")
 
 
-class Progress:
-    """One line per stage on stderr, with its time; on a terminal the line shows while the stage runs."""
-
-    def __init__(self, total: int, stream=None):
-        self.total, self.stream = total, stream or sys.stderr
-        self.live = self.stream.isatty()
-
-    def __call__(self, index: int, title: str, seconds: float | None) -> None:
-        head = f"[{index + 1}/{self.total}] {title}"
-        if seconds is None:
-            if self.live:
-                self.stream.write(f"{head} ...")
-                self.stream.flush()
-            return
-        prefix = "\r" if self.live else ""
-        self.stream.write(f"{prefix}{head} {'.' * max(2, 40 - len(head))} {seconds:6.1f} s\n")
-        self.stream.flush()
-
-
-def _verdict(check: dict) -> str:
-    if not check["measured"]:
-        return "FAILED (strict: not measured)" if check["passed"] is False else "not measured"
-    return "passed" if check["passed"] else "FAILED"
-
-
-def print_checks(checks: list[dict], stream=None) -> None:
-    stream = stream or sys.stdout
-    rows = [
-        (c["name"], str(c["value"] if c["measured"] else "-"), f"{c['threshold']:g}", _verdict(c))
-        for c in checks
-    ]
-    header = ("check", "value", "threshold", "verdict")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        stream.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
-    for check in checks:
-        if not check["measured"]:
-            stream.write(f"  {check['name']}: not measured: {check['reason']}\n")
-
-
 def _format_value(value):
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
-def cmd_run(args) -> int:
-    from . import decoder_zoo, gate_config, pipeline
-    from .compression_stage import parse_options
+def _say_threshold_files(thresholds, progress) -> None:
+    """Thresholds read from a file change verdicts: say which, and from where, before anything runs."""
+    by_file: dict[str, list[str]] = {}
+    for name in thresholds:
+        source = thresholds.source(name)
+        if source not in ("default", "--threshold"):
+            by_file.setdefault(source, []).append(f"{name} = {thresholds[name]:g}")
+    for path, entries in by_file.items():
+        progress.note(f"thresholds from {path} [tool.ane-verify.thresholds]: {', '.join(entries)}")
 
-    overrides = gate_config.resolve(args.config, args.threshold)
+
+def cmd_run(args) -> int:
+    from . import decoder_zoo, gate_config, pipeline, preflight
+    from .compression_stage import parse_options
+    from .console import Progress
+
+    thresholds = gate_config.resolve(args.config, args.threshold)
+    progress = Progress(len(pipeline.stages_for(args.target)[0]), quiet=args.quiet)
     if args.model in decoder_zoo.DECODER_MODELS or (
         args.weights is not None and decoder_zoo.is_decoder_checkpoint(args.weights)
     ):
@@ -87,29 +114,38 @@ def cmd_run(args) -> int:
                 "causal LMs: expected the Core ML target, the trace exporter and no --compress (torch.export "
                 "refuses the cache write at a tensor position; the others are not supported yet)"
             )
-        return _report(
-            decoder_pipeline.run(_decoder_options(args, overrides), Progress(len(decoder_pipeline.STAGES))),
-            args,
-        )
+        progress = Progress(len(decoder_pipeline.STAGES), quiet=args.quiet)
+        _say_threshold_files(thresholds, progress)
+        return _report(decoder_pipeline.run(_decoder_options(args, thresholds), progress), args)
     recipe, target = parse_options(args.compress, args.deployment_target)  # before anything is built
+    texts = tuple(args.text or ())
     options = pipeline.RunOptions(
         model=args.model,
         weights=args.weights,
         seq_len=args.seq_len,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size if args.batch_size is not None else (len(texts) or 1),
         precision=args.precision,
         backend=args.backend,
         exporter=args.exporter,
         target=args.target,
         out=Path(args.out),
         strict=args.strict,
-        overrides=overrides,
+        overrides=thresholds,
+        texts=texts,
         compress=args.compress,
         deployment_target=target,
         recipe=recipe,
     )
     _check_target_options(args)
-    return _report(pipeline.run(options, Progress(len(pipeline.stages_for(args.target)[0]))), args)
+    plan = preflight.plan(options)  # every argument checked: nothing is built before this returns
+    _say_threshold_files(thresholds, progress)
+    if plan.estimate is not None:
+        warning = "this run will take long: " if plan.estimate.large else ""
+        progress.note(
+            f"{warning}{plan.architecture} at --seq-len {options.seq_len} --batch-size "
+            f"{options.batch_size}: {plan.estimate.describe()} (a rough estimate from the config)"
+        )
+    return _report(pipeline.run(options, progress, plan=plan, step=progress.step), args)
 
 
 def _decoder_options(args, overrides):
@@ -131,14 +167,22 @@ def _decoder_options(args, overrides):
 
 
 def _report(report, args) -> int:
+    from .console import print_checks
+
     checks = [dict(c, value=_format_value(c["value"])) for c in report["checks"]]
     print_checks(checks)
     if "compression" in report["details"]:
         from .compression_stage import print_summary
 
         print_summary(report["details"]["compression"], sys.stdout)
-    config = report["config"]
-    print(f"\nmodel {report['model']} | target {config['target']} | runtime {config['runtime']}")
+    config, source = report["config"], report.get("source")
+    print()
+    if source:
+        print(f"model    {source['architecture']} from {source['checkpoint']} (seed {source['seed']})")
+        print(f"inputs   {source['inputs']}")
+    else:
+        print(f"model    {report['model']}")
+    print(f"target   {config.get('target', 'coreml')} | runtime {config.get('runtime', config['backend'])}")
     print(f"reports in {args.out}/")
     for name, path in report["artifacts"].items():
         print(f"  {name}: {path}")
@@ -165,14 +209,22 @@ def _check_target_options(args) -> None:
 
 def cmd_gate(args) -> int:
     from . import gate_config
+    from .console import print_checks
     from .reports.schema import read
 
     report = read(args.report)
-    overrides = gate_config.resolve(args.config, args.threshold)
-    judged = [
-        gate_config.evaluate(c, overrides.get(c["name"], c["threshold"]), strict=args.strict)
-        for c in report["checks"]
-    ]
+    thresholds = gate_config.resolve(args.config, args.threshold)
+    names = {c["name"] for c in report["checks"]}
+    unused = sorted(set(thresholds) - names)
+    if unused:
+        print(f"ane-verify: note: no check in {args.report} is named {', '.join(unused)}", file=sys.stderr)
+    judged = []
+    for check in report["checks"]:
+        if check["name"] in thresholds:
+            threshold, source = thresholds[check["name"]], thresholds.source(check["name"])
+        else:  # the stored threshold, from wherever the report says it came
+            threshold, source = check["threshold"], check.get("threshold_source", "the report")
+        judged.append(gate_config.evaluate(check, threshold, strict=args.strict, source=source))
     print_checks([dict(c, value=_format_value(c["value"])) for c in judged])
     passed = not any(c["passed"] is False for c in judged)
     print(f"\nre-evaluated {args.report} ({report['model']}): {'PASSED' if passed else 'FAILED'}")
@@ -199,12 +251,29 @@ def cmd_device(args) -> int:
     return EXIT_PASSED
 
 
+def _pair_names() -> list[str]:
+    from ..equivalence.pairs import REGISTRY
+
+    return sorted(REGISTRY)
+
+
 def cmd_layers(args) -> int:
-    from ..equivalence.layer_table import layer_table, render
+    from ..equivalence.layer_table import measure, render
+    from ..equivalence.pairs import REGISTRY
+    from .console import Progress
 
     if args.examples < 1:
-        raise ValueError(f"--examples: expected a positive count, got {args.examples}")
-    rows = layer_table(examples=args.examples, names=args.pair or None)
+        raise UsageError(f"--examples: expected a positive count, got {args.examples}")
+    names = list(dict.fromkeys(args.pair)) if args.pair else sorted(REGISTRY)
+    progress = Progress(1, quiet=args.quiet)
+    progress(0, "layer pairs", None)
+    rows = []
+    for done, name in enumerate(names):
+        progress.step(name, done, len(names))
+        rows.append(measure(REGISTRY[name], args.examples))
+    progress.step("done", len(names), len(names))
+    if progress.live:
+        progress.stream.write("\r\x1b[K")
     print(render(rows))
     return EXIT_PASSED if all(r.passed for r in rows) else EXIT_FAILED
 
@@ -213,60 +282,109 @@ def _gate_options(parser) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML file with [tool.ane-verify.thresholds] (default: ./pyproject.toml if present)",
+        help="TOML file with [tool.ane-verify.thresholds] (default: ./pyproject.toml if it has that table; "
+        "the output and the report name the file each threshold came from)",
     )
     parser.add_argument(
         "--threshold",
         action="append",
         metavar="NAME=VALUE",
-        help="override one check's threshold (repeatable); names as in report.json",
+        help="override one check's threshold (repeatable; wins over the file); NAME as in report.json",
     )
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="a check that could not be measured here (no Mac, out-of-spec chip) fails",
+        help="a check that could not be measured fails (run: refused where the speed-up cannot be "
+        "measured, since every strict run would fail there; gate: any stored report)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ane-verify", description=__doc__.splitlines()[0])
+    parser = Parser(prog="ane-verify", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library warnings")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    run = commands.add_parser("run", help="optimize, convert, save and verify a model; write the reports")
+    run = commands.add_parser(
+        "run",
+        help="optimize, convert, save and verify a model; write the reports",
+        description="Optimize, convert, save and verify a model; write report.json/.md/.html and junit.xml.",
+    )
     run.add_argument(
         "model",
         nargs="?",
         choices=MODELS,
-        help="embedded default (seeded random weights), or omit and give --weights",
+        metavar="MODEL",
+        help=f"an embedded default with seeded random weights ({', '.join(MODELS)}); or omit it and "
+        "give --weights",
     )
     run.add_argument(
         "--weights",
         metavar="PATH",
-        help="local transformers checkpoint directory (or a causal LM's .gguf file)",
+        help="a local transformers checkpoint directory (or a causal LM's .gguf file)",
     )
-    run.add_argument("--seq-len", type=int, default=128)
-    run.add_argument("--batch-size", type=int, default=1)
-    run.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
-    run.add_argument("--backend", choices=("auto", "coreml", "mil"), default="auto")
-    run.add_argument("--exporter", choices=("trace", "export"), default=None)
+    run.add_argument(
+        "--text",
+        action="append",
+        metavar="TEXT",
+        help="an input through the checkpoint's tokenizer (repeatable: one row each; the batch size is "
+        "their count); default: random token ids, or built-in sentences where the checkpoint has a tokenizer",
+    )
+    run.add_argument(
+        "--seq-len", type=int, default=128, metavar="N", help="tokens per row (default %(default)s)"
+    )
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rows per batch (default 1, or the number of --text)",
+    )
+    run.add_argument(
+        "--precision",
+        choices=("fp16", "fp32"),
+        default="fp16",
+        help="compute precision of the converted program (default %(default)s)",
+    )
+    run.add_argument(
+        "--backend",
+        choices=("auto", "coreml", "mil"),
+        default="auto",
+        help="what runs the converted program: Core ML (macOS), the MIL reference executor (anywhere), "
+        "or auto: Core ML where it runs (default %(default)s)",
+    )
+    run.add_argument(
+        "--exporter",
+        choices=("trace", "export"),
+        default=None,
+        help="how torch hands the model to coremltools: torch.jit.trace or torch.export (default trace)",
+    )
     run.add_argument(
         "--target",
         choices=("coreml", "coreai"),
         default="coreml",
         help="conversion target: coreml (coremltools, .mlpackage) or coreai (Apple's Core AI, .aimodel; "
-        "needs the coreai extra)",
+        "needs the coreai extra) (default %(default)s)",
     )
     decoder = run.add_argument_group("causal LMs (smollm2, or --weights of a Llama-family model)")
     decoder.add_argument(
         "--cache",
         choices=("state", "io"),
         default="state",
-        help="KV cache as Core ML state (iOS 18) or as inputs and outputs",
+        help="KV cache as Core ML state (iOS 18) or as inputs and outputs (default %(default)s)",
     )
-    decoder.add_argument("--prefill-len", type=int, default=64, help="tokens the prefill function takes")
-    decoder.add_argument("--context", type=int, default=256, help="KV cache capacity (slots)")
-    decoder.add_argument("--new-tokens", type=int, default=32, help="greedy tokens generated and compared")
+    decoder.add_argument(
+        "--prefill-len", type=int, default=64, help="tokens the prefill function takes (default %(default)s)"
+    )
+    decoder.add_argument(
+        "--context", type=int, default=256, help="KV cache capacity, slots (default %(default)s)"
+    )
+    decoder.add_argument(
+        "--new-tokens",
+        type=int,
+        default=32,
+        help="greedy tokens generated and compared (default %(default)s)",
+    )
     run.add_argument(
         "--out", default="ane-verify-out", metavar="DIR", help="output directory (default %(default)s)"
     )
@@ -281,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("iOS16", "iOS17", "iOS18"),
         help="minimum deployment target to convert for (default: coremltools'; iOS18 with --compress)",
     )
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _gate_options(run)
     run.set_defaults(handler=cmd_run)
 
@@ -288,24 +407,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sensitivity(commands)
 
-    gate = commands.add_parser("gate", help="re-evaluate a stored report.json against thresholds")
-    gate.add_argument("report", metavar="REPORT.json")
+    gate = commands.add_parser(
+        "gate",
+        help="re-evaluate a stored report.json against thresholds",
+        description="Re-evaluate a stored report.json (from run or pytest --ane-report) against thresholds; "
+        "the report is never edited.",
+    )
+    gate.add_argument("report", metavar="REPORT.json", help="a report written by ane-verify or --ane-report")
     _gate_options(gate)
     gate.set_defaults(handler=cmd_gate)
 
     device = commands.add_parser("device", help="print the device spec and whether speed-up gates can run")
-    device.add_argument("--json", action="store_true")
+    device.add_argument("--json", action="store_true", help="print it as JSON")
     device.set_defaults(handler=cmd_device)
 
     layers = commands.add_parser("layers", help="check every ANE layer against its baseline; print the table")
-    layers.add_argument("--examples", type=int, default=20, help="drawn cases per pair and precision")
-    layers.add_argument("--pair", action="append", help="only this layer pair (repeatable)")
+    layers.add_argument(
+        "--examples",
+        type=int,
+        default=20,
+        metavar="N",
+        help="drawn cases per pair and precision (default %(default)s)",
+    )
+    layers.add_argument(
+        "--pair",
+        action="append",
+        choices=LazyChoices(_pair_names),
+        metavar="NAME",
+        help="only this layer pair (repeatable; default: all): %(choices)s",
+    )
+    layers.add_argument("--quiet", action="store_true", help="no progress on stderr")
     layers.set_defaults(handler=cmd_layers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as error:
+        if debug:
+            raise
+        print(f"ane-verify: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.command == "run":
         args.exporter_given, args.exporter = args.exporter is not None, args.exporter or "trace"
     if not args.debug:

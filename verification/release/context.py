@@ -4,8 +4,10 @@ thresholds (defaults < pyproject < flags)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import gate_config, model_zoo
 
@@ -26,12 +28,15 @@ class RunOptions:
     compress: str | None = None  # --compress, as given
     deployment_target: str | None = None  # --deployment-target (iOS18 when compressing, unless given)
     recipe: object = None  # the parsed --compress (verification.compression.recipe.Recipe)
+    texts: tuple[str, ...] = ()  # --text: inputs through the checkpoint's tokenizer, one row each
 
 
 @dataclass
 class Context:
     options: RunOptions
     staging: Path
+    plan: Any = None  # preflight.Plan: what the arguments decided, before anything was built
+    progress: Callable[[str, int, int], None] = lambda label, done, total: None  # inside a stage
     built: model_zoo.ModelPair | None = None  # set by the build stage
     inputs: tuple = ()
     names: list = field(default_factory=list)
@@ -68,16 +73,18 @@ def architecture_of(ctx: Context) -> str | None:
 def judged_check(name: str, metric: str, value, ctx: Context, reason: str | None = None) -> dict:
     """A check judged against the run's threshold for ``name`` (defaults < pyproject < flags)."""
     o = ctx.options
-    threshold = o.overrides.get(
-        name,
-        gate_config.default_threshold(
+    if name in o.overrides:
+        threshold = o.overrides[name]
+        source = o.overrides.source(name) if isinstance(o.overrides, gate_config.Thresholds) else "RunOptions"
+    else:
+        threshold = gate_config.default_threshold(
             name,
             precision=o.precision,
             seq_len=o.seq_len,
             batch_size=o.batch_size,
             architecture=architecture_of(ctx),
-        ),
-    )
+        )
+        source = gate_config.DEFAULT_SOURCE
     raw = {
         "name": name,
         "metric": metric,
@@ -88,7 +95,7 @@ def judged_check(name: str, metric: str, value, ctx: Context, reason: str | None
     }
     if reason is not None:
         raw["reason"] = reason
-    judged = gate_config.evaluate(raw, threshold, strict=o.strict)
+    judged = gate_config.evaluate(raw, threshold, strict=o.strict, source=source)
     if isinstance(value, float) and not math.isfinite(value):
         judged["value"] = str(value)
     return judged

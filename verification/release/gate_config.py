@@ -1,12 +1,18 @@
 """Gate thresholds: defaults, overridden by ``[tool.ane-verify.thresholds]`` in the user's
 ``pyproject.toml`` (or the file given with ``--config``), overridden by ``--threshold NAME=VALUE`` flags.
 
-Names are the check names of ``report.json``; an unknown name is an error, never ignored.
+Names are the check names of ``report.json``; an unknown name is an error, never ignored. Every
+threshold carries its source (``default``, the file it was read from, or ``--threshold``) into the
+output and the report, so a verdict that a ``pyproject.toml`` changed says so.
+
+A check is judged only in its known direction (``at_least`` or ``at_most``, stored in the report with
+the check). A check whose direction is unknown keeps its stored verdict: it never passes by default.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +24,11 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
-AT_LEAST, AT_MOST = ">=", "<="
+AT_LEAST, AT_MOST = "at_least", "at_most"  # as stored in report.json's checks ("direction")
+SYMBOLS = {AT_LEAST: ">=", AT_MOST: "<="}
+DEFAULT_SOURCE, FLAG_SOURCE = "default", "--threshold"
+# The pytest plugin's checks: failed tests per area (pytest_<area>_failures) and in the whole run.
+PYTEST_FAILURES = re.compile(r"^pytest(_[A-Za-z0-9_.-]+)?_failures$")
 
 # check name -> (direction, default threshold or None where the default depends on the run)
 CHECKS: dict[str, tuple[str, float | None]] = {
@@ -57,6 +67,39 @@ CHECKS: dict[str, tuple[str, float | None]] = {
 
 class ConfigError(ValueError):
     """A broken ``[tool.ane-verify]`` table, an unknown check name or a non-numeric threshold."""
+
+
+class Thresholds(dict):
+    """User thresholds (check name -> value) with ``sources`` (check name -> where the value came from:
+    a file path or ``--threshold``)."""
+
+    def __init__(self, values=None, sources=None):
+        super().__init__(values or {})
+        self.sources: dict[str, str] = dict(sources or {})
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, FLAG_SOURCE) if name in self else DEFAULT_SOURCE
+
+
+def direction_of(check: dict | str) -> str | None:
+    """``at_least`` / ``at_most`` for a known check (or a report check that stores its direction), else
+    None: such a check can only keep its stored verdict."""
+    if isinstance(check, dict):
+        stored = check.get("direction")
+        if stored in (AT_LEAST, AT_MOST):
+            return stored
+        name = check["name"]
+    else:
+        name = check
+    if name in CHECKS:
+        return CHECKS[name][0]
+    if PYTEST_FAILURES.match(name):
+        return AT_MOST
+    return None
+
+
+def is_known(name: str) -> bool:
+    return direction_of(name) is not None
 
 
 def coreml_parity_default(precision: str) -> float:
@@ -98,9 +141,12 @@ def default_threshold(
 def _check_table(table, where: str) -> dict[str, float]:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table of check name = number, got {type(table).__name__}")
-    unknown = sorted(set(table) - set(CHECKS))
+    unknown = sorted(name for name in table if not is_known(name))
     if unknown:
-        raise ConfigError(f"{where}: unknown check names {unknown}; known: {sorted(CHECKS)}")
+        raise ConfigError(
+            f"{where}: unknown check name{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(CHECKS))}, pytest_failures, pytest_<area>_failures"
+        )
     values = {}
     for name, value in table.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -146,23 +192,45 @@ def parse_flags(flags: list[str] | None) -> dict[str, float]:
     return _check_table(table, "--threshold")
 
 
-def resolve(config_file: str | None, flags: list[str] | None, *, project_dir: Path | None = None) -> dict:
-    """User overrides: the ``--config`` file (else ``pyproject.toml`` in ``project_dir``), then flags."""
-    if config_file is not None:
-        overrides = load_file(config_file, required=True)
-    else:
-        overrides = load_file((project_dir or Path.cwd()) / "pyproject.toml", required=False)
-    overrides.update(parse_flags(flags))
-    return overrides
+def resolve(
+    config_file: str | None, flags: list[str] | None, *, project_dir: Path | None = None
+) -> Thresholds:
+    """User overrides: the ``--config`` file (else ``pyproject.toml`` in ``project_dir``), then flags;
+    each with its source."""
+    path = Path(config_file) if config_file is not None else (project_dir or Path.cwd()) / "pyproject.toml"
+    from_file = load_file(path, required=config_file is not None)
+    thresholds = Thresholds(from_file, dict.fromkeys(from_file, str(path.resolve())))
+    for name, value in parse_flags(flags).items():
+        thresholds[name] = value
+        thresholds.sources[name] = FLAG_SOURCE
+    return thresholds
 
 
-def evaluate(check: dict, threshold: float, *, strict: bool = False) -> dict:
-    """The check re-judged against ``threshold`` (a new dict; never edits the given one)."""
-    direction = CHECKS.get(check["name"], (AT_LEAST, None))[0]
-    judged = dict(check, threshold=threshold)
+def passes(value: float, threshold: float, direction: str) -> bool:
+    """The comparison itself: at a threshold exactly, a check passes in both directions."""
+    if direction == AT_LEAST:
+        return value >= threshold
+    if direction == AT_MOST:
+        return value <= threshold
+    raise ValueError(f"direction: expected {AT_LEAST} or {AT_MOST}, got {direction!r}")
+
+
+def evaluate(check: dict, threshold: float, *, strict: bool = False, source: str | None = None) -> dict:
+    """The check re-judged against ``threshold`` (a new dict; never edits the given one), in its
+    direction. A check of unknown direction keeps its stored threshold and verdict (and strict mode
+    still fails it when it was not measured)."""
+    direction = direction_of(check)
+    if direction is None:
+        judged = dict(check)
+        if not check["measured"]:
+            judged["passed"] = False if strict else None
+        return judged
+    judged = dict(check, threshold=threshold, direction=direction)
+    if source is not None:
+        judged["threshold_source"] = source
     if not check["measured"]:
         judged["passed"] = False if strict else None
         return judged
     value = float(check["value"])  # non-finite values are stored as "inf"/"-inf"/"nan" strings
-    judged["passed"] = bool(value >= threshold if direction == AT_LEAST else value <= threshold)
+    judged["passed"] = bool(passes(value, threshold, direction))  # NaN passes neither way
     return judged

@@ -8,6 +8,8 @@ architectures of distilbert-base-uncased, bert-base-uncased and roberta-base; ``
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,16 @@ SENTENCES = (
 )
 
 
+EMBEDDED_ARCHITECTURES = {
+    "distilbert": "DistilBertForSequenceClassification",
+    "bert": "BertForSequenceClassification",
+    "roberta": "RobertaForSequenceClassification",
+    "reference": "torch.nn.Transformer",
+}
+SEEDED_SOURCE = "seeded config"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+
+
 class ModelInputError(ValueError):
     """Unknown model names, unusable weight directories and impossible sizes."""
 
@@ -36,13 +48,49 @@ class ModelPair:
     """A baseline, its ANE-optimized twin, and how to feed both."""
 
     name: str
-    family: str  # distilbert | bert | roberta | reference
+    family: str  # distilbert | bert | roberta | xlm-roberta | reference
     # torch modules whose config and sizes are read by attribute (transformers models differ per
     # family, and nn.Module's __getattr__ types every attribute as Tensor | Module)
     baseline: Any
     optimized: Any
     max_seq_len: int
     tokenizer: Any = None
+    architecture: str = ""  # the head class that was built (e.g. BertForSequenceClassification)
+    source: str = SEEDED_SOURCE  # the checkpoint directory, or SEEDED_SOURCE
+
+    @property
+    def choices(self) -> bool:
+        """A multiple-choice head: inputs are (B, num_choices, S)."""
+        return self.architecture.endswith("ForMultipleChoice")
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint directory holds, read from its files alone (nothing is built or loaded)."""
+
+    path: Path
+    model_type: str
+    architecture: str
+    config: dict
+    safetensors: bool
+    tokenizer: bool
+
+    @property
+    def max_seq_len(self) -> int:
+        return max_positions(self.model_type, self.config)
+
+
+def max_positions(model_type: str, config: dict) -> int:
+    """The longest sequence of a transformers config (as ``ane_models`` computes it when it builds):
+    RoBERTa's positions start after the padding index."""
+    positions = int(config.get("max_position_embeddings", 512))
+    if model_type in ("roberta", "xlm-roberta"):
+        return positions - int(config.get("pad_token_id", 1)) - 1
+    return positions
+
+
+def embedded_max_positions(family: str) -> int:
+    return 10**6 if family == "reference" else 512
 
 
 class TransformerBaseline(torch.nn.Module):
@@ -127,49 +175,118 @@ def embedded(family: str) -> ModelPair:
         from ane_models.reference import from_torch_transformer
 
         baseline = torch.nn.Transformer(dropout=0.0, batch_first=True).eval()
-        return ModelPair("reference", "reference", baseline, from_torch_transformer(baseline), 10**6)
+        return ModelPair(
+            "reference",
+            "reference",
+            baseline,
+            from_torch_transformer(baseline),
+            10**6,
+            architecture=EMBEDDED_ARCHITECTURES["reference"],
+        )
     import transformers
 
     config = _embedded_config(family)
     prefix = {"distilbert": "DistilBert", "bert": "Bert", "roberta": "Roberta"}[family]
-    baseline = getattr(transformers, f"{prefix}ForSequenceClassification")(config).eval()
+    architecture = EMBEDDED_ARCHITECTURES[family]
+    assert architecture == f"{prefix}ForSequenceClassification"
+    baseline = getattr(transformers, architecture)(config).eval()
     optimized: Any = ane_models.optimize(baseline)
-    return ModelPair(family, family, baseline, optimized, optimized.ane_config.max_sequence_length)
+    return ModelPair(
+        family,
+        family,
+        baseline,
+        optimized,
+        optimized.ane_config.max_sequence_length,
+        architecture=architecture,
+    )
 
 
-def from_directory(path: str | Path) -> ModelPair:
-    """A local transformers checkpoint: weights only from safetensors (or torch's weights-only loading),
-    never remote code, never the network."""
-    import transformers
-
+def _supported_heads() -> dict[str, list[str]]:
     import ane_models
 
+    return ane_models.supported_models()
+
+
+def inspect_directory(path: str | Path) -> Checkpoint:
+    """Read a checkpoint directory's config.json and list its files; refuse, naming what is wrong, a
+    directory that cannot be verified: missing or unreadable files, an unsupported model type or head.
+    Nothing is built and no weights are loaded (so this answers in well under a second)."""
     path = Path(path)
     if not path.is_dir():
         raise ModelInputError(f"--weights: {str(path)!r} is not a directory")
-    if not (path / "config.json").is_file():
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ModelInputError(f"--weights: {str(path)!r} is not readable")
+    config_path = path / "config.json"
+    if not config_path.is_file():
         raise ModelInputError(f"--weights: incomplete checkpoint directory {str(path)!r}: no config.json")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelInputError(f"--weights: unreadable config.json in {str(path)!r} ({error})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise ModelInputError(f"--weights: config.json in {str(path)!r} names no model_type")
     safetensors = sorted(path.glob("*.safetensors"))
     pickled = sorted(path.glob("pytorch_model*.bin"))
     if not safetensors and not pickled:
         raise ModelInputError(
             f"--weights: incomplete checkpoint directory {str(path)!r}: no *.safetensors or pytorch_model.bin"
         )
-    try:
-        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-    except (OSError, ValueError) as error:
-        raise ModelInputError(f"--weights: unreadable config.json in {str(path)!r} ({error})") from None
-    supported = ane_models.supported_models()
-    if config.model_type not in supported:
+    for weights in safetensors:
+        _check_safetensors_header(weights)
+    model_type = config["model_type"]
+    supported = _supported_heads()
+    if model_type not in supported:
+        import ane_models
+
+        differs = ane_models.roberta.DIFFERENT.get(model_type)
         raise ModelInputError(
-            f"--weights: model_type {config.model_type!r} is not supported; supported: {sorted(supported)}"
+            f"--weights: model_type {model_type!r} is not supported"
+            + (f" ({differs})" if differs else "")
+            + f"; supported: {', '.join(sorted(supported))}"
         )
-    architecture = (config.architectures or [None])[0]
-    if architecture not in supported[config.model_type]:
-        architecture = {"distilbert": "DistilBertModel", "bert": "BertModel", "roberta": "RobertaModel"}[
-            config.model_type
-        ]
-    model_class = getattr(transformers, architecture)
+    architectures = config.get("architectures") or []
+    if not architectures:
+        raise ModelInputError(
+            f"--weights: config.json in {str(path)!r} names no architecture (the head class); expected "
+            f"one of {', '.join(supported[model_type])}"
+        )
+    architecture = architectures[0]
+    if architecture not in supported[model_type]:
+        # as ane_models.optimize refuses it: verifying the base model instead would not verify this one
+        raise ModelInputError(
+            f"--weights: {architecture} is not supported (a {model_type} head ane_models does not "
+            f"implement); supported {model_type} heads: {', '.join(supported[model_type])}"
+        )
+    tokenizer = any((path / name).is_file() for name in TOKENIZER_FILES)
+    return Checkpoint(path, model_type, architecture, config, bool(safetensors), tokenizer)
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """A safetensors file starts with its 8-byte header length and a JSON header: read just that."""
+    try:
+        with path.open("rb") as stream:
+            size = int.from_bytes(stream.read(8), "little")
+            if not 2 <= size <= 100_000_000 or size + 8 > path.stat().st_size:
+                raise ValueError("bad header length")
+            json.loads(stream.read(size))
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise ModelInputError(
+            f"--weights: cannot load the weights in {str(path.parent)!r} ({path.name} is not a safetensors "
+            f"file: {error})"
+        ) from None
+
+
+def from_directory(path: str | Path, checkpoint: Checkpoint | None = None) -> ModelPair:
+    """A local transformers checkpoint: weights only from safetensors (or torch's weights-only loading),
+    never remote code, never the network. The head named in config.json is built, or the directory is
+    refused (``inspect_directory``)."""
+    import transformers
+
+    import ane_models
+
+    checkpoint = checkpoint or inspect_directory(path)
+    path = checkpoint.path
+    model_class = getattr(transformers, checkpoint.architecture)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -178,7 +295,7 @@ def from_directory(path: str | Path) -> ModelPair:
                 path,
                 local_files_only=True,
                 trust_remote_code=False,
-                use_safetensors=bool(safetensors),
+                use_safetensors=checkpoint.safetensors,
                 attn_implementation="eager",
             ).eval()
         except Exception as error:  # a corrupt or truncated weight file
@@ -186,12 +303,32 @@ def from_directory(path: str | Path) -> ModelPair:
                 f"--weights: cannot load the weights in {str(path)!r} ({type(error).__name__}: {error})"
             ) from None
         optimized: Any = ane_models.optimize(baseline)
-    tokenizer = None
-    if (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file():
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tokenizer = load_tokenizer(path) if checkpoint.tokenizer else None
     return ModelPair(
-        str(path), config.model_type, baseline, optimized, optimized.ane_config.max_sequence_length, tokenizer
+        str(path),
+        checkpoint.model_type,
+        baseline,
+        optimized,
+        optimized.ane_config.max_sequence_length,
+        tokenizer,
+        architecture=checkpoint.architecture,
+        source=str(path.resolve()),
     )
+
+
+def load_tokenizer(path: Path):
+    import transformers
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return transformers.AutoTokenizer.from_pretrained(
+                path, local_files_only=True, trust_remote_code=False
+            )
+        except Exception as error:
+            raise ModelInputError(
+                f"--weights: cannot load the tokenizer in {str(path)!r} ({type(error).__name__}: {error})"
+            ) from None
 
 
 def check_sizes(pair: ModelPair, seq_len: int, batch_size: int) -> None:
@@ -205,11 +342,28 @@ def check_sizes(pair: ModelPair, seq_len: int, batch_size: int) -> None:
         )
 
 
-def example_inputs(pair: ModelPair, seq_len: int, batch_size: int) -> tuple[torch.Tensor, ...]:
+def tokenize(tokenizer, texts: list[str], seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) of ``texts`` padded to ``seq_len``; a text longer than that is refused, never cut."""
+    lengths = [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+    for index, (text, length) in enumerate(zip(texts, lengths, strict=True)):
+        if length > seq_len:
+            raise ModelInputError(
+                f"--text {index + 1} ({text[:40]!r}...): {length} tokens do not fit --seq-len {seq_len}; "
+                f"give a longer --seq-len or a shorter text"
+            )
+    batch = tokenizer(list(texts), padding="max_length", max_length=seq_len, return_tensors="pt")
+    return batch["input_ids"].to(torch.int32), batch["attention_mask"].to(torch.int32)
+
+
+def example_inputs(
+    pair: ModelPair, seq_len: int, batch_size: int, texts: list[str] | None = None
+) -> tuple[torch.Tensor, ...]:
     """int32 inputs in the ane_models calling convention; every row but the first ends in padding.
 
-    With a tokenizer (checkpoint directories), real sentences padded to ``seq_len``; otherwise seeded
-    random ids. ``reference`` takes (src, tgt) in (B, C, 1, S) and torch-style padding masks (1 = pad).
+    ``texts`` (``--text``): those, through the checkpoint's tokenizer, one row each. Else with a tokenizer
+    (checkpoint directories), built-in sentences padded to ``seq_len``; otherwise seeded random ids.
+    ``reference`` takes (src, tgt) in (B, C, 1, S) and torch-style padding masks (1 = pad). A multiple-
+    choice head takes (B, 2, S): the rows twice, as two choices.
     """
     generator = torch.Generator().manual_seed(SEED)
     if pair.family == "reference":
@@ -218,7 +372,11 @@ def example_inputs(pair: ModelPair, seq_len: int, batch_size: int) -> tuple[torc
         tgt = torch.randn(batch_size, width, 1, seq_len, generator=generator)
         padding = (~_keep_mask(batch_size, seq_len).bool()).to(torch.int32)
         return src, tgt, padding, torch.zeros_like(padding), padding
-    if pair.tokenizer is not None:
+    if texts:
+        if pair.tokenizer is None:
+            raise ModelInputError(f"--text: {pair.name} has no tokenizer")
+        ids, mask = tokenize(pair.tokenizer, texts, seq_len)
+    elif pair.tokenizer is not None:
         sentences = [SENTENCES[i % len(SENTENCES)] for i in range(batch_size)]
         batch = pair.tokenizer(
             sentences, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt"
@@ -230,9 +388,33 @@ def example_inputs(pair: ModelPair, seq_len: int, batch_size: int) -> tuple[torc
         mask = _keep_mask(batch_size, seq_len)
         pad_id = pair.baseline.config.pad_token_id or 0
         ids = torch.where(mask.bool(), ids, torch.full_like(ids, pad_id))
+    if pair.choices:  # two choices per row: the row and the row reversed in its real tokens' order
+        ids = torch.stack([ids, _reversed_real(ids, mask)], dim=1)
+        mask = torch.stack([mask, mask], dim=1)
     if pair.family == "distilbert":
         return ids, mask
     return ids, mask, torch.zeros_like(ids)
+
+
+def _reversed_real(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    out = ids.clone()
+    for row in range(ids.shape[0]):
+        real = mask[row].bool()
+        out[row, real] = ids[row, real].flip(0)
+    return out
+
+
+def inputs_source(pair: ModelPair, batch_size: int, texts: list[str] | None = None) -> str:
+    """Where a run's inputs came from, for the report."""
+    padded = "rows after the first padded in their last quarter"
+    if pair.family == "reference":
+        return f"random src and tgt (torch.randn, seed {SEED}), {padded}"
+    if texts:
+        return f"{len(texts)} --text input{'s' if len(texts) > 1 else ''} through the checkpoint's tokenizer"
+    if pair.tokenizer is not None:
+        plural = "s" if batch_size > 1 else ""
+        return f"{batch_size} built-in sentence{plural} through the checkpoint's tokenizer"
+    return f"random token ids (seed {SEED}), {padded}"
 
 
 def _keep_mask(batch_size: int, seq_len: int) -> torch.Tensor:

@@ -15,6 +15,8 @@ from typing import Any
 from . import model_zoo
 from .context import Context, RunOptions  # noqa: F401 (RunOptions: the run's public options type)
 from .coreai_stages import stages_for
+from .preflight import Plan
+from .preflight import plan as make_plan
 from .stages import STAGE_FUNCTIONS, STAGES
 
 # What reports.write.write_reports puts in the output directory.
@@ -40,17 +42,27 @@ def prepare_output(out: Path) -> bool:
     return created
 
 
-def run(options: RunOptions, progress: Callable[[int, str, float | None], None] = lambda *a: None) -> dict:
-    """Run every stage; returns the sealed report. Artifacts land in ``options.out`` only on success."""
-    from .reports.schema import environment_section, seal
+def run(
+    options: RunOptions,
+    progress: Callable[[int, str, float | None], None] = lambda *a: None,
+    *,
+    plan: Plan | None = None,
+    step: Callable[[str, int, int], None] = lambda label, done, total: None,
+) -> dict:
+    """Run every stage; returns the sealed report. Artifacts land in ``options.out`` only on success.
 
+    ``plan``: ``preflight.plan(options)`` when the caller already made it (every argument is checked
+    there, before anything is built); ``step(label, done, total)`` reports progress inside a stage."""
+    from .reports.schema import environment_section, seal, stamped
+
+    plan = plan or make_plan(options)
     titles, functions = stages_for(options.target)  # checks the target (and the coreai extra) first
     if options.target == "coreml":
         titles, functions = STAGES, STAGE_FUNCTIONS  # this module's names: a test may replace a stage
     out = Path(options.out)
     created = prepare_output(out)
     staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
-    ctx = Context(options=options, staging=staging)
+    ctx = Context(options=options, staging=staging, plan=plan, progress=step)
     stage_times: list[dict[str, Any]] = []
     try:
         for index, (title, stage) in enumerate(zip(titles, functions, strict=False)):
@@ -63,23 +75,27 @@ def run(options: RunOptions, progress: Callable[[int, str, float | None], None] 
         gate_start = time.perf_counter()
         ctx.details["stages"] = stage_times
         artifacts = {key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()}
+        source = ctx.details.pop("source")
         report = seal(
-            {
-                "schema_version": 1,
-                "model": ctx.pair.name,
-                "config": {
-                    "seq_len": options.seq_len,
-                    "batch_size": options.batch_size,
-                    "precision": options.precision,
-                    "exporter": options.exporter if options.target == "coreml" else "export",
-                    "backend": ctx.backend,
-                    **_target_config(options.target, ctx.backend),
-                },
-                "environment": environment_section(),
-                "checks": ctx.checks,
-                "artifacts": artifacts,
-                "details": ctx.details,
-            }
+            stamped(
+                {
+                    "schema_version": 1,
+                    "model": ctx.pair.name,
+                    "config": {
+                        "seq_len": options.seq_len,
+                        "batch_size": options.batch_size,
+                        "precision": options.precision,
+                        "exporter": options.exporter if options.target == "coreml" else "export",
+                        "backend": ctx.backend,
+                        **_target_config(options.target, ctx.backend),
+                    },
+                    "environment": environment_section(),
+                    "source": source,
+                    "checks": ctx.checks,
+                    "artifacts": artifacts,
+                    "details": ctx.details,
+                }
+            )
         )
         from .reports.write import write_reports
 

@@ -30,21 +30,21 @@ STAGES = (
 
 def build(ctx: Context) -> None:
     o = ctx.options
-    if o.weights is not None:
-        pair = model_zoo.from_directory(o.weights)
-        if o.model is not None and o.model != pair.family:
-            raise model_zoo.ModelInputError(
-                f"MODEL {o.model!r} does not match the checkpoint in --weights (model_type {pair.family!r})"
-            )
-    elif o.model is None:
-        raise model_zoo.ModelInputError(
-            f"expected MODEL (one of {list(model_zoo.EMBEDDED)}) or --weights DIR"
-        )
+    plan = ctx.plan
+    if plan is None:  # stages called directly (tests): decide now what preflight decides before a run
+        from .preflight import plan as make_plan
+
+        plan = ctx.plan = make_plan(o)
+    if plan.checkpoint is not None:
+        pair = model_zoo.from_directory(plan.checkpoint.path, plan.checkpoint)
+        if plan.tokenizer is not None:
+            pair.tokenizer = plan.tokenizer
     else:
-        pair = model_zoo.embedded(o.model)
+        pair = model_zoo.embedded(plan.family)
     model_zoo.check_sizes(pair, o.seq_len, o.batch_size)
     ctx.built = pair
-    ctx.inputs = model_zoo.example_inputs(pair, o.seq_len, o.batch_size)
+    ctx.inputs = model_zoo.example_inputs(pair, o.seq_len, o.batch_size, list(o.texts) or None)
+    ctx.details["source"] = plan.to_dict(model_zoo.inputs_source(pair, o.batch_size, list(o.texts) or None))
     import inspect
 
     params = [
@@ -56,9 +56,11 @@ def build(ctx: Context) -> None:
 
 
 def _real_tokens(ctx: Context) -> torch.Tensor | None:
+    """(rows, S): True at real tokens; a multiple-choice head's (B, choices, S) as its B x choices rows,
+    the way its encoder sees them."""
     if ctx.pair.family == "reference":
         return None
-    return ctx.inputs[1].bool()
+    return ctx.inputs[1].bool().flatten(0, -2)
 
 
 def _comparable(tensor: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
@@ -151,6 +153,7 @@ def convert(ctx: Context) -> None:
         import coremltools as ct
 
         target = getattr(ct.target, o.deployment_target)
+    ctx.progress("programs converted", 0, 2)
     # Named as in the published tutorial (HuggingFace_ane_transformers_distilbert_seqLen128_batchSize1).
     mlmodel = to_coreml(
         ctx.pair.optimized,
@@ -161,6 +164,7 @@ def convert(ctx: Context) -> None:
     )
     ctx.optimized_path = save(mlmodel, ctx.staging / f"HuggingFace_ane_transformers_{stem}.mlpackage")
     ctx.artifacts["optimized_mlpackage"] = ctx.optimized_path.name
+    ctx.progress("programs converted", 1, 2)
     # The baseline takes the optimized model's inputs (names, shapes, dtypes), so that one input
     # dictionary times both. torch.nn.Transformer converts only through torch.export: traced, its
     # attention's size arithmetic (aten::Int on shapes) has no converter in coremltools 9.0.
@@ -177,6 +181,7 @@ def convert(ctx: Context) -> None:
         ctx.artifacts["baseline_mlpackage"] = ctx.baseline_path.name
     except Exception as error:  # the comparison figures need it; the optimized model's checks do not
         ctx.baseline_error = f"the baseline did not convert ({type(error).__name__}: {str(error)[:200]})"
+    ctx.progress("programs converted", 2, 2)
 
 
 def _input_dict(ctx: Context) -> dict[str, np.ndarray]:
@@ -188,7 +193,10 @@ def coreml_parity(ctx: Context) -> None:
 
     o = ctx.options
     ctx.backend = resolve_backend(o.backend)
-    outputs = predict(ctx.package, _input_dict(ctx), backend=ctx.backend)
+    if ctx.backend == "mil":
+        outputs = _run_on_the_executor(ctx)
+    else:
+        outputs = predict(ctx.package, _input_dict(ctx), backend=ctx.backend)
     from ..coreml import load
 
     names = [d.name for d in load(ctx.package).get_spec().description.output]
@@ -222,9 +230,24 @@ def _coreml_layer_parity(ctx: Context) -> dict:
     return {"backend": "mil", "layers": [row.to_dict() for row in rows], "reason": None}
 
 
+def _run_on_the_executor(ctx: Context) -> dict:
+    """``predict(..., backend="mil")``, counting the ops as they run."""
+    from ..mil import MILExecutor, load_program
+
+    executor = MILExecutor(load_program(ctx.package))
+    total, done = executor.op_count, [0]
+
+    def count(_info, _outputs):
+        done[0] += 1
+        ctx.progress("ops run", done[0], total)
+
+    return executor.run(_input_dict(ctx), observe=count)
+
+
 def _fp16_hazards(ctx: Context) -> None:
     from ..mil.hazards import find_hazards
 
+    ctx.progress("fp16 hazards: running the program in fp32 and fp16", 0, 1)
     report = find_hazards(str(ctx.package), _input_dict(ctx))
     non_finite = sum(1 for p in report.ops_by_precision if p.psnr_db == -math.inf)
     if report.first_non_finite is not None:

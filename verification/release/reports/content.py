@@ -35,11 +35,37 @@ def checks_rows(report: dict) -> list[tuple[str, str, str, str, str]]:
             c["name"],
             c["metric"],
             _value_with_caveat(c) if c["measured"] else c.get("reason", ""),
-            value_text(c["threshold"]),
+            threshold_text(c),
             verdict(c),
         )
         for c in report["checks"]
     ]
+
+
+def threshold_text(check: dict) -> str:
+    """The threshold with where it came from: ``60 (default)``, ``80 (from /p/pyproject.toml)``."""
+    text = value_text(check["threshold"])
+    source = check.get("threshold_source")
+    if not source:
+        return text
+    return f"{text} ({source})" if source in ("default", "--threshold") else f"{text} (from {source})"
+
+
+def provenance_rows(report: dict) -> list[tuple[str, str]]:
+    """(what, value): the tool that wrote the report and when; for a run, what was verified from where."""
+    from .provenance import describe
+
+    rows = [("written by", describe(report.get("tool"))), ("written at", str(report.get("created") or "-"))]
+    source = report.get("source") or {}
+    for key, label in (
+        ("architecture", "architecture"),
+        ("checkpoint", "checkpoint"),
+        ("seed", "seed"),
+        ("inputs", "inputs"),
+    ):
+        if key in source:
+            rows.append((label, value_text(source[key])))
+    return rows
 
 
 def _value_with_caveat(check: dict) -> str:

@@ -214,6 +214,8 @@ def render_html(report: dict) -> str:
         f"<h1>ane-verify report: {model}</h1>",
         f'<p><span class="verdict {verdict.lower()}">{verdict}</span>'
         f'<span class="summary">{escape(content.checks_summary(report))}</span></p>',
+        "<h2>Provenance</h2>",
+        _table(("provenance", "value"), content.provenance_rows(report)),
         "<h2>Configuration</h2>",
         _table(("setting", "value"), [(k, content.value_text(v)) for k, v in report["config"].items()]),
         "<h2>Checks</h2>",

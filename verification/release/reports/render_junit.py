@@ -21,7 +21,7 @@ def _xml_text(value) -> str:
 
 def _figures(check: dict) -> str:
     value = content.value_text(check["value"])
-    return f"{check['metric']}: value {value}, threshold {content.value_text(check['threshold'])}"
+    return f"{check['metric']}: value {value}, threshold {content.threshold_text(check)}"
 
 
 def render_junit(report: dict) -> str:
@@ -37,6 +37,8 @@ def render_junit(report: dict) -> str:
     )
     properties = ET.SubElement(suite, "properties")
     for key, value in report["config"].items():
+        ET.SubElement(properties, "property", name=_xml_text(key), value=_xml_text(value))
+    for key, value in content.provenance_rows(report):
         ET.SubElement(properties, "property", name=_xml_text(key), value=_xml_text(value))
     classname = _xml_text(f"ane-verify.{report['model']}")
     counted = dict(content.readiness_failures(report))

@@ -156,6 +156,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"Model {_code(report['model'])}. {content.checks_summary(report)}.",
         "",
+        *_table(("provenance", "value"), [(_text(k), _code(v)) for k, v in content.provenance_rows(report)]),
         *_table(("setting", "value"), config_rows),
         *_checks(report),
         *_details(report),

@@ -10,10 +10,17 @@ Schema version 1 (every key required unless marked optional)::
       "environment": {"fingerprint": {...device fingerprint...}, "versions": {"python": ..., "torch": ...,
                       "coremltools": ..., "transformers": ..., "numpy": ...}},
       "checks": [{"name": str, "metric": str, "value": float | null, "threshold": float,
-                  "passed": bool | null, "measured": bool, "reason": str (optional, where not measured)}],
+                  "passed": bool | null, "measured": bool, "reason": str (optional, where not measured),
+                  "direction": "at_least" | "at_most" (optional: how value meets threshold),
+                  "threshold_source": "default" | "<file path>" | "--threshold" (optional)}],
       "artifacts": {"<name>": "<path>", ...},
       "details": {...}  (optional: data behind the plots — per-layer parity, op counts, fp16 precision
                          per op, speed-up timings, stage times),
+      "tool": {"name": "ane-verify", "version": str | null, "commit": str | null, "modified": bool | null}
+              (optional on reading; every writer adds it: see reports.provenance),
+      "created": "<UTC time, ISO 8601>" (optional on reading; every writer adds it),
+      "source": {"architecture": "<head class>", "checkpoint": "<directory>" | "seeded config",
+                 "seed": int, "inputs": "<where the inputs came from>"} (optional: ``run`` reports),
       "passed": bool,
       "digest": "sha256:<hex>"
     }
@@ -86,6 +93,9 @@ def write_json_atomically(path: Path, data: dict) -> Path:
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
+        os.chmod(
+            temporary, 0o644
+        )  # mkstemp makes it private; a report is for everyone who sees the directory
         with os.fdopen(handle, "w") as stream:
             json.dump(data, stream, indent=2, sort_keys=False, allow_nan=False)
             stream.write("\n")
@@ -148,6 +158,17 @@ def read(path) -> dict:
 
 
 VERSIONED_PACKAGES = ("python", "torch", "coremltools", "transformers", "numpy")
+
+
+def stamped(report: dict) -> dict:
+    """``report`` with the ``tool`` that writes it and the time (``created``), unless it has them."""
+    from .provenance import timestamp, tool_section
+
+    return {
+        **report,
+        "tool": report.get("tool") or tool_section(),
+        "created": report.get("created") or timestamp(),
+    }
 
 
 def environment_section() -> dict:

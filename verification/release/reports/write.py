@@ -15,7 +15,7 @@ from pathlib import Path
 from .render_html import render_html
 from .render_junit import render_junit
 from .render_markdown import render_markdown
-from .schema import seal, validate, write_json_atomically
+from .schema import seal, stamped, validate, write_json_atomically
 
 REPORT_JSON = "report.json"
 
@@ -44,7 +44,7 @@ def write_reports(report: dict, out_dir) -> dict[str, Path]:
     fails, the directory holds no new file and the old reports are untouched.
     """
     out_dir = Path(out_dir)
-    report = validate(seal(report))
+    report = validate(seal(stamped(report)))  # every report names the tool that wrote it, and when
     texts = _render_all(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     temporaries: dict[str, Path] = {}
