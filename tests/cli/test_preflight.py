@@ -47,6 +47,16 @@ def checkpoints(tmp_path_factory):
         hidden_size=8, num_attention_heads=2, num_hidden_layers=1, intermediate_size=8, vocab_size=30
     )
     transformers.XLMRobertaXLModel(xl).save_pretrained(made["xl"])
+    made["llama"] = root / "llama"
+    llama = transformers.LlamaConfig(
+        hidden_size=8,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_hidden_layers=1,
+        intermediate_size=8,
+        vocab_size=30,
+    )
+    transformers.LlamaForCausalLM(llama).save_pretrained(made["llama"])
     return made
 
 
@@ -160,6 +170,16 @@ def test_unsupported_model_types_are_refused(checkpoints, capsys, nothing_is_bui
         ["--weights", str(checkpoints["xl"])],
         capsys,
         "model_type 'xlm-roberta-xl' is not supported (XLM-RoBERTa-XL normalizes before each sublayer",
+        nothing_is_built,
+        tmp_path,
+    )
+
+
+def test_decoders_are_refused_until_run_verifies_them(checkpoints, capsys, nothing_is_built, tmp_path):
+    _refused(
+        ["--weights", str(checkpoints["llama"])],
+        capsys,
+        "model_type 'llama' is a decoder; ane-verify run verifies the encoders",
         nothing_is_built,
         tmp_path,
     )

@@ -202,9 +202,12 @@ def embedded(family: str) -> ModelPair:
 
 
 def _supported_heads() -> dict[str, list[str]]:
+    """The heads ``ane-verify run`` verifies, by model type: ane_models' encoders (its decoders need a
+    generation-shaped pipeline, added beside this one)."""
     import ane_models
 
-    return ane_models.supported_models()
+    decoders = getattr(ane_models, "DECODER_TYPES", frozenset())
+    return {t: names for t, names in ane_models.supported_models().items() if t not in decoders}
 
 
 def inspect_directory(path: str | Path) -> Checkpoint:
@@ -238,6 +241,11 @@ def inspect_directory(path: str | Path) -> Checkpoint:
     if model_type not in supported:
         import ane_models
 
+        if model_type in getattr(ane_models, "DECODER_TYPES", ()):
+            raise ModelInputError(
+                f"--weights: model_type {model_type!r} is a decoder; ane-verify run verifies the encoders "
+                f"({', '.join(sorted(supported))}) for now"
+            )
         differs = ane_models.roberta.DIFFERENT.get(model_type)
         raise ModelInputError(
             f"--weights: model_type {model_type!r} is not supported"
