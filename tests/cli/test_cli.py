@@ -196,7 +196,7 @@ def test_unknown_model_is_a_usage_error(capsys):
     _bad(
         ["run", "gpt2"],
         capsys,
-        "MODEL: invalid choice: 'gpt2' (expected one of distilbert, bert, roberta, reference)",
+        "MODEL: invalid choice: 'gpt2' (expected one of distilbert, bert, roberta, reference, smollm2)",
     )
 
 

@@ -103,7 +103,10 @@ def _refused(args, capsys, expected, calls, tmp_path):
         (["roberta", "--batch-size", "0"], "--batch-size: expected at least 1, got 0"),
         (["distilbert", "--seq-len", "513"], "--seq-len: 513 exceeds the model's maximum of 512 positions"),
         (["roberta", "--seq-len", "513"], "--seq-len: 513 exceeds the model's maximum of 512 positions"),
-        (["gpt2"], "MODEL: invalid choice: 'gpt2' (expected one of distilbert, bert, roberta, reference)"),
+        (
+            ["gpt2"],
+            "MODEL: invalid choice: 'gpt2' (expected one of distilbert, bert, roberta, reference, smollm2)",
+        ),
         ([], "expected MODEL (one of distilbert, bert, roberta, reference) or --weights DIR"),
         (["bert", "--precision", "fp8"], "--precision: invalid choice: 'fp8' (expected one of fp16, fp32)"),
         (["bert", "--seq-len", "ten"], "--seq-len: invalid int value: 'ten'"),
@@ -175,14 +178,12 @@ def test_unsupported_model_types_are_refused(checkpoints, capsys, nothing_is_bui
     )
 
 
-def test_decoders_are_refused_until_run_verifies_them(checkpoints, capsys, nothing_is_built, tmp_path):
-    _refused(
-        ["--weights", str(checkpoints["llama"])],
-        capsys,
-        "model_type 'llama' is a decoder; ane-verify run verifies the encoders",
-        nothing_is_built,
-        tmp_path,
-    )
+def test_the_encoder_pipeline_refuses_a_decoder_by_name(checkpoints):
+    """``ane-verify run`` sends causal LMs to the decoder pipeline; the encoder pipeline never builds one."""
+    with pytest.raises(
+        model_zoo.ModelInputError, match="model_type 'llama' is a decoder; the encoder pipeline"
+    ):
+        model_zoo.inspect_directory(checkpoints["llama"])
 
 
 def test_weight_directories_that_cannot_be_used(checkpoints, capsys, nothing_is_built, tmp_path):

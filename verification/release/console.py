@@ -52,7 +52,7 @@ class Progress:
     def note(self, text: str) -> None:
         """A line said before the run (an estimate, where thresholds came from)."""
         if not self.quiet:
-            self.stream.write(f"ane-verify: {text}\n")
+            self.stream.write(f"note: {text}\n")
             self.stream.flush()
 
 

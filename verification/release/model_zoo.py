@@ -243,8 +243,8 @@ def inspect_directory(path: str | Path) -> Checkpoint:
 
         if model_type in getattr(ane_models, "DECODER_TYPES", ()):
             raise ModelInputError(
-                f"--weights: model_type {model_type!r} is a decoder; ane-verify run verifies the encoders "
-                f"({', '.join(sorted(supported))}) for now"
+                f"--weights: model_type {model_type!r} is a decoder; the encoder pipeline verifies "
+                f"{', '.join(sorted(supported))} (ane-verify run sends causal LMs to the decoder pipeline)"
             )
         differs = ane_models.roberta.DIFFERENT.get(model_type)
         raise ModelInputError(
