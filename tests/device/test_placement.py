@@ -279,3 +279,27 @@ def test_compute_plan_and_the_placement_gates_on_this_mac(tmp_path):
     measured = {c.name for c in report.checks if c.measured}
     assert {"ane_op_share", "ane_fallback_ops"} <= measured
     enforce(report.checks, category=PlacementNotMeasured)  # raises CheckFailed on a fallback or low share
+
+
+def test_each_decoder_function_is_loaded_as_the_selected_one_for_its_own_plan():
+    """coremltools 9's compute plan covers the loaded function only: prefill and decode are loaded in
+    turn and each plan is read for that function."""
+    from verification.decoders.ondevice import placement_per_function
+
+    loaded, asked = [], []
+
+    def load_function(path, function_name, compute_units):
+        loaded.append((function_name, compute_units))
+        return FakeMLModel(path, compute_units)
+
+    def records_from(path, compute_units, device, function_name):
+        asked.append(function_name)
+        return small_plan()
+
+    reports = placement_per_function(
+        "decoder.mlpackage", device=in_spec_mac(), load_function=load_function, records_from=records_from
+    )
+    assert loaded == [("prefill", "CPU_AND_NE"), ("decode", "CPU_AND_NE")] and asked == ["prefill", "decode"]
+    assert all(r.measured for r in reports.values())
+    off_mac = placement_per_function("decoder.mlpackage", device=detect(coreml_runtime=False))
+    assert all(not r.measured and r.reason for r in off_mac.values())

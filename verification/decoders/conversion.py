@@ -9,6 +9,9 @@
   ``v_cache_out``) and the caller carries them from call to call. The write is arithmetic over one-hot
   slots (no scatter, which the Neural Engine lacks), and the cache keeps the program's precision.
 
+The conversion facts this relies on (fp16-only states, trace rather than torch.export, no scatter):
+docs/coreml-state.md.
+
 Inputs of both functions: ``input_ids`` (1, N) int32, ``position`` (1,) int32 (the first cache slot
 written), ``position_ids`` (1, N) int32 (rotary positions), ``attention_mask`` (1, capacity) int32 (1 =
 a real token). Output ``logits`` (1, N, vocab).

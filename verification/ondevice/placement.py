@@ -190,9 +190,13 @@ def _operations(block):
 
 
 def compute_plan_records(
-    compiled_model_path: str, compute_units: str = "ALL", device: DeviceSpec | None = None
+    compiled_model_path: str,
+    compute_units: str = "ALL",
+    device: DeviceSpec | None = None,
+    function_name: str = "main",
 ) -> list[OpPlacement]:
-    """Per-op placement of the compiled model (``.mlmodelc``) at ``compiled_model_path`` (macOS 14.4+)."""
+    """Per-op placement of the compiled model (``.mlmodelc``) at ``compiled_model_path`` (macOS 14.4+);
+    ``function_name``: the function of a multifunction model (loaded as the selected one)."""
     blocked = compute_plan_gate(device or detect())
     if blocked is not None:
         raise NotAvailableHere(blocked)
@@ -206,7 +210,9 @@ def compute_plan_records(
     if program is None:
         raise ValueError(f"{compiled_model_path}: not an ML Program (compute plans here cover ML Programs)")
     records = []
-    for op in _operations(program.functions["main"].block):
+    functions = program.functions
+    function = functions.get(function_name) or functions.get("main") or next(iter(functions.values()))
+    for op in _operations(function.block):
         usage = plan.get_compute_device_usage_for_mlprogram_operation(op)
         cost = plan.get_estimated_cost_for_mlprogram_operation(op)
         records.append(

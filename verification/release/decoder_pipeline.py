@@ -202,7 +202,7 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
         stage(3, step_by_step)
         stage(4, lambda: _hazards(converted, o, prompt, judge, details))
         stage(5, lambda: details.__setitem__("readiness_per_function", function_readiness(converted.path)))
-        stage(6, lambda: _not_measured_on_device(judge))
+        stage(6, lambda: _device_checks(converted.path, judge, details))
         progress(7, STAGES[7], None)
         details["stages"] = times
         artifacts = {
@@ -289,21 +289,30 @@ def _hazards(converted, o, prompt, judge, details) -> None:
     )
 
 
-def _not_measured_on_device(judge) -> None:
+def _device_checks(path, judge, details) -> None:
+    """Placement per function (each loaded as the selected one in turn) where a compute plan can be read;
+    otherwise not measured, with the reason."""
+    from verification.decoders.ondevice import placement_per_function
     from verification.ondevice.device import compute_plan_gate, detect, measurement_gate
 
     device = detect()
-    speed, plan = measurement_gate(device), compute_plan_gate(device)
-    judge(
-        "ane_op_share",
-        "share of each function's ops the compute plan places on the ANE (each function "
-        "loaded as the default in turn)",
-        None,
-        reason=plan or "decoder placement on a Mac is not wired into this pipeline yet",
-    )
+    plan_blocked, speed_blocked = compute_plan_gate(device), measurement_gate(device)
+    metric = "worst share over the functions (prefill, decode) of ops the compute plan places on the ANE"
+    if plan_blocked is None:
+        reports = placement_per_function(path, device=device)
+        details["placement_per_function"] = {name: r.to_dict() for name, r in reports.items()}
+        shares = [
+            c.value for r in reports.values() for c in r.checks if c.name == "ane_op_share" and c.measured
+        ]
+        reason = (
+            None if shares else next((r.reason for r in reports.values() if r.reason), "no share measured")
+        )
+        judge("ane_op_share", metric, min(shares) if shares else None, reason=reason)
+    else:
+        judge("ane_op_share", metric, None, reason=plan_blocked)
     judge(
         "ane_speedup_vs_cpu_only",
         "decode tokens/s on CPU_AND_NE over CPU_ONLY",
         None,
-        reason=speed or "decoder speed-up on a Mac is not wired into this pipeline yet",
+        reason=speed_blocked or "decode-speed timing of converted decoders is not implemented yet",
     )
