@@ -106,6 +106,13 @@ def test_run_writes_the_package_and_three_reports(finished_run, tiny_checkpoint)
     assert all(c["direction"] in ("at_least", "at_most") for c in report["checks"])
     assert all(stat.S_IMODE(os.stat(out / name).st_mode) == 0o644 for name in ("report.json", "report.md"))
 
+    # each ranked op names its torch module, and the program's parity is given layer by layer
+    assert all(op["layer"] is not None for op in report["details"]["fp16_precision"]), report["details"]
+    layers = report["details"]["coreml_layer_parity"]
+    expected = ["backbone.embeddings", "backbone.layers.0", "backbone.layers.1"]
+    assert [row["layer"] for row in layers["layers"]] == expected, layers
+    assert all(row["psnr_db"] > 40 for row in layers["layers"]), layers
+
 
 def test_progress_inside_the_long_stages_on_a_terminal(finished_run):
     _, _, stderr = finished_run
