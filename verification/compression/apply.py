@@ -70,7 +70,7 @@ def plan(program_or_model, recipe: Recipe, modules: dict | None = None) -> dict[
     if modules is None:
         modules = op_modules(program_or_model) if isinstance(program_or_model, ct.models.MLModel) else {}
     found = weights(program)
-    known = {w.op for w in found} | {modules.get(w.op) for w in found if modules.get(w.op)}
+    known: set[str] = {w.op for w in found} | {str(modules[w.op]) for w in found if modules.get(w.op)}
     missing = [name for name in recipe.layers if name not in known]
     if missing:
         close = difflib.get_close_matches(missing[0], sorted(known), n=3)

@@ -111,7 +111,7 @@ def producers(source) -> dict[str, str]:
     """Weight-carrying op name -> the name of the op producing its weight (a const, or the outermost
     constexpr op of a compressed weight): the names coremltools' op_name_configs match weights by."""
     function = load_program(source).functions["main"]
-    found = {}
+    found: dict[str, str] = {}
     for op in function.operations:
         for name in WEIGHT_INPUTS.get(op.op_type, ()):
             var = op.inputs.get(name)

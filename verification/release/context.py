@@ -27,7 +27,7 @@ class RunOptions:
     overrides: dict = field(default_factory=dict)
     compress: str | None = None  # --compress, as given
     deployment_target: str | None = None  # --deployment-target (iOS18 when compressing, unless given)
-    recipe: object = None  # the parsed --compress (verification.compression.recipe.Recipe)
+    recipe: Any = None  # the parsed --compress (verification.compression.recipe.Recipe)
     texts: tuple[str, ...] = ()  # --text: inputs through the checkpoint's tokenizer, one row each
 
 
