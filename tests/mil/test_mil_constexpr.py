@@ -1,7 +1,8 @@
 """The compressed-constant kernels (verification/mil/kernels/constexpr.py) against coremltools' own value
 inference (``materialized_val_inference`` of each op definition), on Hypothesis-drawn shapes, bit widths,
 per-block LUT and scale groupings, vector sizes, sparsity masks and dtypes, in the iOS18 and iOS16 forms.
-``test_every_kernel_is_checked_here`` (test_mil_kernels.py) counts the op types checked in this module."""
+``test_every_kernel_is_checked_by_a_kernel_test_module`` (test_kernel_table.py) counts the op types checked in
+this module."""
 
 from __future__ import annotations
 
