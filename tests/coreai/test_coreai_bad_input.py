@@ -48,7 +48,8 @@ def test_without_the_extra_every_entry_point_says_how_to_install_it(monkeypatch)
             call()
         message = str(caught.value)
         assert "\n" not in message and 'pip install -c constraints.txt -e ".[coreai]"' in message, message
-        assert "coreai_torch not installed" in message
+        # the packages named (or, on Python 3.10, the version): whatever is missing here, it says so
+        assert "coreai_torch" in message or "Python >= 3.11" in message, message
 
 
 @pytest.mark.coreai
