@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import check_bc1s
-from .grouped_query_attention import GroupedQueryAttentionANE
+from .checks import check_bc1s, is_tracing
+from .grouped_query_attention import GroupedQueryAttentionANE, unchecked
 from .kv_cache import KVCache
 from .linear import LinearANE
 from .rms_norm import RMSNormANE
@@ -29,7 +29,7 @@ class SwiGLUFeedForwardANE(nn.Module):
             x, "SwiGLUFeedForwardANE input", channels=self.hidden_size, dtype=self.gate_proj.weight.dtype
         )
         # ANE principle 1: three 1x1 convs over channels; the gating is elementwise in the same layout.
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return unchecked(self.down_proj, F.silu(unchecked(self.gate_proj, x)) * unchecked(self.up_proj, x))
 
 
 class CausalDecoderLayerANE(nn.Module):
@@ -102,7 +102,11 @@ class LMHeadANE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_bc1s(x, "LMHeadANE input", channels=self.hidden_size, dtype=self.weight.dtype)
         chunks = self.weight.split(self.channels_per_conv, dim=0)
-        return torch.cat([F.conv2d(x, w[:, :, None, None]) for w in chunks], dim=1)
+        if is_tracing():
+            return torch.cat([F.conv2d(x, w[:, :, None, None]) for w in chunks], dim=1)
+        # eager torch: the same products as linears (torch's CPU conv is slow for 1x1 kernels)
+        rows = x[:, :, 0, :].transpose(1, 2)  # (B, S, C), a view
+        return torch.cat([F.linear(rows, w) for w in chunks], dim=2).transpose(1, 2)[:, :, None]
 
     def extra_repr(self) -> str:
         return f"{self.hidden_size} -> {self.vocab_size}, channels_per_conv={self.channels_per_conv}"

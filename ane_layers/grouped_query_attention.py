@@ -9,12 +9,28 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from .checks import check_bc1s
+from .checks import check_bc1s, is_tracing
 from .kv_cache import KVCache
 from .linear import LinearANE
 from .rms_norm import RMSNormANE
 from .rotary import apply_rotary
+
+
+def unchecked(linear: LinearANE, x: torch.Tensor) -> torch.Tensor:
+    """The 1x1 conv of ``linear`` without its per-call input check: the layer checked ``x`` once on entry
+    (a finiteness check per projection costs more than the projection in a decode step).
+
+    Traced or exported, it is the conv (ANE principle 1). In eager torch the same product runs as a
+    linear: torch's CPU conv takes a slow path for these 1x1 kernels (three quarters of a SmolLM2
+    prefill, measured), which is a CPU artefact, not the layout's."""
+    if is_tracing():
+        return nn.Conv2d.forward(linear, x)
+    # (B, C, S) viewed as (B, S, C) for F.linear (gemv at S = 1), then viewed back: no copies
+    return F.linear(x[:, :, 0, :].transpose(1, 2), linear.weight[:, :, 0, 0], linear.bias).transpose(1, 2)[
+        :, :, None
+    ]
 
 
 def check_head_counts(num_heads: int, num_kv_heads: int) -> None:
@@ -76,10 +92,10 @@ class GroupedQueryAttentionANE(nn.Module):
         check_bc1s(
             x, "GroupedQueryAttentionANE input", channels=self.hidden_size, dtype=self.q_proj.weight.dtype
         )
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q, k, v = unchecked(self.q_proj, x), unchecked(self.k_proj, x), unchecked(self.v_proj, x)
         heads_q = self.rotated_queries(q, cos, sin)
         keys, values = self.keys_and_values(self.rotated_keys(k, cos, sin), v, cache, layer_index, position)
-        return self.o_proj(torch.cat(self.attend(heads_q, keys, values, bias), dim=1))
+        return unchecked(self.o_proj, torch.cat(self.attend(heads_q, keys, values, bias), dim=1))
 
     def rotated_queries(self, q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> list[torch.Tensor]:
         """Per query head (B, d, 1, N): (q-norm,) RoPE, and the 1/sqrt(d) score scale."""

@@ -130,7 +130,8 @@ class LlamaModelANE(nn.Module):
         self._check_cache(dtype)
         bias = self._attention_bias(attention_mask, position, n, dtype)
         cos, sin = self.rotary_emb(position_ids, dtype)
-        x = to_bc1s(self.embed_tokens(input_ids))
+        # contiguous: torch's CPU conv takes a slow path on the transposed view (a no-op in a program)
+        x = to_bc1s(self.embed_tokens(input_ids)).contiguous()
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, bias, self.kv_cache, i, position)
         return (self.norm(x),)
