@@ -13,6 +13,9 @@ import torch
 import transformers
 from hypothesis import strategies as st
 
+from verification.equivalence.pairs.decoder_cases import rope_scalings as pair_rope_scalings
+from verification.equivalence.pairs.decoder_cases import rope_thetas
+
 FAMILIES = ("llama", "qwen2", "qwen3")
 CONFIGS = {"llama": "LlamaConfig", "qwen2": "Qwen2Config", "qwen3": "Qwen3Config"}
 CAUSAL_LMS = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
@@ -36,27 +39,8 @@ def head_dims():
 
 
 def rope_scalings():
-    return st.one_of(
-        st.none(),
-        st.builds(lambda f: {"rope_type": "linear", "factor": f}, st.sampled_from([2.0, 4.0, 8.0])),
-        st.builds(
-            lambda f, low, high, ctx: {
-                "rope_type": "llama3",
-                "factor": f,
-                "low_freq_factor": low,
-                "high_freq_factor": high,
-                "original_max_position_embeddings": ctx,
-            },
-            st.sampled_from([8.0, 32.0]),
-            st.sampled_from([1.0, 2.0]),
-            st.sampled_from([4.0, 8.0]),
-            st.sampled_from([16, 64, 256]),
-        ),
-    )
-
-
-def rope_thetas():
-    return st.sampled_from([100.0, 10000.0, 500000.0, 1000000.0])
+    """The pairs' rope scalings at the small original contexts these models' position counts allow."""
+    return pair_rope_scalings(original_contexts=(16, 64, 256))
 
 
 @dataclass(frozen=True)

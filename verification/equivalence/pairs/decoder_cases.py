@@ -21,7 +21,9 @@ MAX_WIDTH = 512  # heads * head_dim
 MAC_BUDGET = 2**21
 
 
-def rope_scalings():
+def rope_scalings(original_contexts=(64, 256, 1024)):
+    """No scaling, linear, or llama3 scaling with ``original_max_position_embeddings`` drawn from
+    ``original_contexts`` (model-level properties pass smaller ones: their models have fewer positions)."""
     return st.one_of(
         st.none(),
         st.builds(lambda f: {"rope_type": "linear", "factor": f}, st.sampled_from([2.0, 4.0, 8.0])),
@@ -36,7 +38,7 @@ def rope_scalings():
             st.sampled_from([8.0, 32.0]),
             st.sampled_from([1.0, 2.0]),
             st.sampled_from([4.0, 8.0]),
-            st.sampled_from([64, 256, 1024]),
+            st.sampled_from(list(original_contexts)),
         ),
     )
 
