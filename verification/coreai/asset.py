@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from ..staged_save import save_directory
 from .extra import require
 
 
@@ -31,29 +30,9 @@ def save(program, path: str | os.PathLike) -> Path:
     require()
     path = Path(path)
     _refuse_wrong_kind(path, "save")
-    if path.exists() and not path.is_dir():
-        raise AssetError(f"save: {str(path)!r} exists and is not a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise AssetError(f"save: the directory {str(parent)!r} does not exist")
     source = getattr(program, "program", program)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-", dir=parent))
-    try:
-        new = staging / path.name
-        source.save_asset(new)  # a Path: save_asset refuses a str
-        if not path.exists():
-            os.replace(new, path)
-        else:
-            old = staging / f"previous-{path.name}"
-            os.replace(path, old)
-            try:
-                os.replace(new, path)
-            except BaseException:
-                os.replace(old, path)
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    # save_asset takes a Path: it refuses a str
+    return save_directory(path, source.save_asset, AssetError)
 
 
 def open_asset(path: str | os.PathLike):

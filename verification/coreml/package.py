@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import coremltools as ct
+
+from ..staged_save import save_directory
 
 
 class PackageError(ValueError):
@@ -25,28 +25,7 @@ def save(mlmodel: ct.models.MLModel, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".mlpackage":
         raise PackageError(f"save: expected a path ending in .mlpackage, got {str(path)!r}")
-    if path.exists() and not path.is_dir():
-        raise PackageError(f"save: {str(path)!r} exists and is not a directory")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise PackageError(f"save: the directory {str(parent)!r} does not exist")
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-", dir=parent))
-    try:
-        new = staging / path.name
-        mlmodel.save(str(new))
-        if not path.exists():
-            os.replace(new, path)
-        else:
-            old = staging / f"previous-{path.name}"
-            os.replace(path, old)
-            try:
-                os.replace(new, path)
-            except BaseException:
-                os.replace(old, path)
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    return save_directory(path, lambda target: mlmodel.save(str(target)), PackageError)
 
 
 def load(path: str | os.PathLike, *, compute_units: ct.ComputeUnit = ct.ComputeUnit.ALL) -> ct.models.MLModel:
