@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..equivalence.baselines import without_fast_path
 from ..metrics import psnr
 from . import model_zoo, stages
 from .context import Context, adopted_check, judged_check
@@ -47,7 +48,7 @@ def convert(ctx: Context) -> None:
     ctx.optimized_path = path
     ctx.artifacts["optimized_aimodel"] = path.name
     try:
-        with warnings.catch_warnings(), model_zoo.without_fast_path():
+        with warnings.catch_warnings(), without_fast_path():
             warnings.simplefilter("ignore")
             baseline = to_coreai(_baseline_module(ctx), ctx.inputs, precision=o.precision)
         ctx.baseline_path = save(baseline, ctx.staging / f"HuggingFace_baseline_{stem}.aimodel")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,17 +122,6 @@ class TransformerBaseline(torch.nn.Module):
             tgt_key_padding_mask=_padding_bias(tgt_key_padding_mask, src.dtype),
             memory_key_padding_mask=_padding_bias(memory_key_padding_mask, src.dtype),
         )
-
-
-@contextmanager
-def without_fast_path() -> Iterator[None]:
-    """torch.nn's fused Transformer fast path switched off (``torch.backends.mha``), restored after."""
-    previous = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(previous)
 
 
 def _padding_bias(padding: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 
 from ane_layers import from_bc1s
 
+from ..equivalence.baselines import without_fast_path
 from ..metrics import psnr
 from . import model_zoo
 from .context import Context, adopted_check, architecture_of, judged_check
@@ -74,7 +75,7 @@ def _run_baseline(ctx: Context) -> tuple:
     pair = ctx.pair
     with torch.no_grad():
         if pair.family == "reference":
-            with model_zoo.without_fast_path():
+            with without_fast_path():
                 return (model_zoo.TransformerBaseline(pair.baseline)(*ctx.inputs),)
         from ..coreml import BaselineForConversion
 
@@ -174,7 +175,7 @@ def convert(ctx: Context) -> None:
     else:
         baseline, exporter = BaselineForConversion(ctx.pair.baseline), "trace"
     try:
-        with warnings.catch_warnings(), model_zoo.without_fast_path():
+        with warnings.catch_warnings(), without_fast_path():
             warnings.simplefilter("ignore")
             base_ml = to_coreml(baseline, ctx.inputs, precision=o.precision, exporter=exporter)
         ctx.baseline_path = save(base_ml, ctx.staging / f"HuggingFace_baseline_{stem}.mlpackage")
