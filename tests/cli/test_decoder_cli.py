@@ -38,13 +38,20 @@ def test_run_smollm2_writes_the_reports_with_every_step(tiny_smollm2, tmp_path, 
         "torch_parity_psnr_db",
         "decoder_step_psnr_db",
         "decoder_argmax_agreement",
-        "decoder_token_agreement",
+        "decoder_max_kl_divergence",
         "decoder_prefill_vs_sequential_psnr_db",
         "fp16_non_finite_ops",
     ):
         assert checks[name]["measured"] and checks[name]["passed"], checks[name]
     assert checks["ane_op_share"]["measured"] is False and checks["ane_op_share"]["reason"]
     decoder = report["details"]["decoder"]
+    # Seeded weights: every position is a near-tie and the answer one repeated token; the token checks
+    # say they had nothing to judge instead of passing, and the report says the answer is degenerate.
+    ties = decoder["near_tie_positions"]
+    assert len(decoder["top2_gap"]) == 6 and all(g < 0.1 for g in decoder["top2_gap"]) and ties == list(range(6))
+    for name in ("decoder_confident_token_agreement", "decoder_token_agreement"):
+        assert checks[name]["measured"] is False and "near-tie" in checks[name]["reason"], checks[name]
+    assert decoder["degenerate"] is True and "degenerate" in printed
     assert len(decoder["step_psnr_db"]) == 6 and len(decoder["generated_tokens"]) == 6
     assert set(report["details"]["readiness_per_function"]) == {"prefill", "decode"}
     html = (out / "report.html").read_text()
@@ -66,3 +73,21 @@ def test_bad_decoder_options_exit_2_and_write_nothing(tiny_smollm2, tmp_path, ca
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_decode_step_that_writes_the_cache_one_slot_late_fails_the_run(tiny_smollm2, monkeypatch, tmp_path):
+    """Planted defect: the decode step's cache write lands one slot past its position (the prefill's write
+    is right), so every decode step attends to an empty slot instead of its own token."""
+    from ane_layers.kv_cache import KVCache
+
+    write = KVCache.write
+
+    def one_slot_late(self, layer, keys, values, position):
+        return write(self, layer, keys, values, position + 1 if keys.shape[3] == 1 else position)
+
+    monkeypatch.setattr(KVCache, "write", one_slot_late)
+    out = tmp_path / "out"
+    assert cli.main([*ARGS, "--out", str(out), "--quiet"]) == 1
+    checks = {c["name"]: c for c in json.loads((out / "report.json").read_text())["checks"]}
+    failed = sorted(name for name, c in checks.items() if c["passed"] is False)
+    assert "decoder_step_psnr_db" in failed, {n: (c["value"], c["threshold"]) for n, c in checks.items()}

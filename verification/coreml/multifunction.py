@@ -7,6 +7,7 @@ coremltools' ``save_multifunction``, which stores a weight blob once when functi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -58,10 +59,30 @@ def save_multifunction(
         descriptor.default_function_name = default
         combined = staging / path.name
         ct.utils.save_multifunction(descriptor, str(combined))
+        _record_op_modules(functions, combined)
         _replace(combined, path, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _record_op_modules(functions: Mapping[str, ct.models.MLModel], package: Path) -> None:
+    """Keep each function's op -> module map (``scopes``) in the combined package, one metadata entry per
+    function: coremltools' multifunction save keeps none of them, and the functions' op names collide."""
+    from coremltools.models.utils import load_spec
+
+    from .scopes import METADATA_KEY, function_key
+
+    maps = {name: m.user_defined_metadata.get(METADATA_KEY) for name, m in functions.items()}
+    if not any(maps.values()):
+        return
+    spec = load_spec(str(package))
+    for name, text in maps.items():
+        if text:
+            spec.description.metadata.userDefined[function_key(name)] = text
+    manifest = json.loads((package / "Manifest.json").read_text())
+    item = manifest["itemInfoEntries"][manifest["rootModelIdentifier"]]
+    (package / "Data" / item["path"]).write_bytes(spec.SerializeToString())
 
 
 def _replace(new: Path, path: Path, staging: Path) -> None:

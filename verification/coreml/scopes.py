@@ -112,8 +112,15 @@ def record(mlmodel: ct.models.MLModel, paths: dict[str, str]) -> None:
     mlmodel.user_defined_metadata[METADATA_KEY] = json.dumps(paths, separators=(",", ":"))
 
 
-def _from_spec(spec) -> dict[str, str]:
-    text = spec.description.metadata.userDefined.get(METADATA_KEY)
+def function_key(function_name: str) -> str:
+    """The metadata key of one function's map in a multifunction package (``multifunction`` writes it:
+    the functions' op names collide, "op_120_cast_fp16" is in prefill and in decode)."""
+    return f"{METADATA_KEY}.{function_name}"
+
+
+def _from_spec(spec, function_name: str = "main") -> dict[str, str]:
+    stored = spec.description.metadata.userDefined
+    text = stored.get(function_key(function_name)) or stored.get(METADATA_KEY)
     if not text:
         return {}
     try:
@@ -123,20 +130,21 @@ def _from_spec(spec) -> dict[str, str]:
     return {str(k): str(v) for k, v in paths.items()} if isinstance(paths, dict) else {}
 
 
-def op_modules(source) -> dict[str, str]:
+def op_modules(source, function_name: str = "main") -> dict[str, str]:
     """op name -> module path for ``source``: an MLModel or .mlpackage path converted by
-    ``verification.coreml.convert`` (read from its metadata), or an in-memory MIL ``Program`` (read from
-    its scopes; trace chains are not resolved without the model). ``{}`` when nothing is known."""
+    ``verification.coreml.convert`` (read from its metadata; of ``function_name`` in a multifunction
+    package), or an in-memory MIL ``Program`` (read from its scopes; trace chains are not resolved
+    without the model). ``{}`` when nothing is known."""
     if isinstance(source, Program):
         return module_paths(source)
     if isinstance(source, ct.models.MLModel):
-        found = _from_spec(source.get_spec())
+        found = _from_spec(source.get_spec(), function_name)
         program = getattr(source, "_mil_program", None)
         return found or (module_paths(program) if program is not None else {})
     if isinstance(source, (str, os.PathLike)):
         from coremltools.models.utils import load_spec
 
-        return _from_spec(load_spec(str(source)))
+        return _from_spec(load_spec(str(source)), function_name)
     raise TypeError(
         f"op_modules: expected an MLModel, an .mlpackage path or a MIL Program, got {type(source).__name__}"
     )

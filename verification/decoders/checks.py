@@ -18,6 +18,10 @@ import ane_models
 from verification.metrics import psnr
 
 TOP_K = 5
+# A position where transformers' two most probable tokens are closer than this (in probability) is a
+# near-tie: fp16 rounding may legitimately pick the other one, so it never counts against the program.
+# Positions at or above it must agree, in fp16 as in fp32.
+NEAR_TIE_GAP = 0.1
 
 
 @dataclass
@@ -29,10 +33,30 @@ class StepFigures:
     psnr_db: list = field(default_factory=list)
     top5_overlap: list = field(default_factory=list)
     argmax_agrees: list = field(default_factory=list)
+    top2_gap: list = field(default_factory=list)  # transformers' p(top 1) - p(top 2) at each new token
+    kl_divergence: list = field(default_factory=list)  # KL(transformers || program), nats, per new token
 
     @property
     def argmax_agreement(self) -> float:
         return float(np.mean(self.argmax_agrees)) if self.argmax_agrees else float("nan")
+
+    @property
+    def near_ties(self) -> list[int]:
+        """New-token positions (0 = the prefill's next token) where transformers' top-2 gap is under
+        ``NEAR_TIE_GAP``."""
+        return [i for i, gap in enumerate(self.top2_gap) if gap < NEAR_TIE_GAP]
+
+    @property
+    def confident_agreement(self) -> float:
+        """Share of the positions that are not near-ties whose argmax is transformers' token; NaN when
+        every position is a near-tie (nothing to judge: the check is then not measured)."""
+        ties = set(self.near_ties)
+        judged = [agrees for i, agrees in enumerate(self.argmax_agrees) if i not in ties]
+        return float(np.mean(judged)) if judged else float("nan")
+
+    @property
+    def max_kl_divergence(self) -> float:
+        return float(max(self.kl_divergence)) if self.kl_divergence else float("nan")
 
     @property
     def worst_psnr_db(self) -> float:
@@ -48,6 +72,24 @@ def reference_logits(hf_model, prompt: torch.Tensor, new_tokens: int):
         )
         logits = hf_model(tokens).logits.float()
     return tokens, logits[0]
+
+
+def top2_gap(logits: torch.Tensor) -> float:
+    """p(top 1) - p(top 2) of one position's logits."""
+    top = logits.double().softmax(-1).topk(2).values
+    return float(top[0] - top[1])
+
+
+def kl_divergence(reference: torch.Tensor, got: torch.Tensor) -> float:
+    """KL(softmax(reference) || softmax(got)) in nats, over one position's vocabulary."""
+    log_p, log_q = reference.double().log_softmax(-1), got.double().log_softmax(-1)
+    return float((log_p.exp() * (log_p - log_q)).sum())
+
+
+def is_degenerate(tokens) -> bool:
+    """One token repeated over the whole answer (seeded weights typically do this)."""
+    tokens = list(tokens)
+    return len(tokens) > 1 and len(set(tokens)) == 1
 
 
 def _top5_overlap(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -76,6 +118,8 @@ def compare_steps(
         expected = reference[s - 1 + i]
         figures.top5_overlap.append(_top5_overlap(expected, out))
         figures.argmax_agrees.append(bool(int(out.argmax()) == int(tokens[0, s + i])))
+        figures.top2_gap.append(top2_gap(expected))
+        figures.kl_divergence.append(kl_divergence(expected, out))
     return figures
 
 
@@ -97,6 +141,15 @@ def token_agreement(program_lm, prompt: torch.Tensor, reference_tokens: torch.Te
     differ = (ours != theirs).nonzero().flatten()
     first = int(differ[0]) if differ.numel() else None
     return TokenAgreement(new, first, float((ours == theirs).float().mean()), tuple(ours.tolist()))
+
+
+def free_running_agreement(agreement: TokenAgreement, reference_tokens: torch.Tensor, positions: int):
+    """Share of the first ``positions`` free-running tokens equal to ``reference_tokens`` (the answer's
+    transformers tokens); None when ``positions`` is 0."""
+    if positions == 0:
+        return None
+    ours = torch.tensor(agreement.tokens[:positions])
+    return round(float((ours == reference_tokens[:positions]).float().mean()), 4)
 
 
 def prefill_vs_sequential(program_lm, prompt: torch.Tensor) -> float:

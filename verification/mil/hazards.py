@@ -33,6 +33,11 @@ FP16_SMALLEST_NORMAL = 2.0**-14  # 6.10e-5: below it fp16 values are subnormal, 
 FP16_SMALLEST_SUBNORMAL = 2.0**-24  # 5.96e-8: also what coremltools stores for a constant that rounds to 0
 FP16_ROUNDS_TO_ZERO = 2.0**-25  # 2.98e-8: half the smallest subnormal; magnitudes up to it become 0
 FP16_RELATIVE_ROUNDING = 2.0**-11  # half an ulp of a normal fp16 value, relative: the precision fp16 has
+# The epsilon coremltools' torch frontend gives every rsqrt (MIL's default; torch.rsqrt has none). From the
+# iOS 17 opset on it stays an fp32 1e-12 in an fp16 program, where the iOS 16 opset stores fp16's 2**-24.
+CONVERTER_RSQRT_EPSILON = 1e-12
+# What fp16_unrepresentable_constants counts: constants fp16 turns into Inf or 0 that the model computes with.
+UNREPRESENTABLE_KINDS = ("infinite", "overflow", "underflow")
 SMALL_CONSTANT = 16  # constants up to this many elements are reported value by value (epsilons, scales)
 
 
@@ -143,6 +148,21 @@ def _consumers(function, modules: dict | None = None) -> dict:
     return used_by
 
 
+def _only_converter_epsilon(function, name: str, value: np.ndarray) -> bool:
+    """True when constant ``name`` is coremltools' default rsqrt epsilon and is read only as such: the torch
+    op it was converted from had no epsilon, so what fp16 makes of it changes nothing the source model
+    computed (reported as ``converter_epsilon``, not as an underflow)."""
+    if value.size != 1 or not np.isclose(float(value.ravel()[0]), CONVERTER_RSQRT_EPSILON, rtol=1e-3):
+        return False
+    readers = [
+        (op.op_type, input_name)
+        for op in function.operations
+        for input_name, var in op.inputs.items()
+        if not isinstance(var, (list, tuple)) and var.name == name
+    ]
+    return bool(readers) and all(reader == ("rsqrt", "epsilon") for reader in readers)
+
+
 def _describe(values: np.ndarray, mask: np.ndarray) -> str:
     shown = values[mask].ravel()[:4]
     return f"{int(mask.sum())} of {values.size} element(s), e.g. {', '.join(f'{v:.3g}' for v in shown)}"
@@ -195,7 +215,11 @@ def scan_constants(program, label: str, modules: dict | None = None, function_na
         if values.dtype != np.float16:
             rounding = fp16_rounding(values)
             checks.append(("overflow", rounding["overflow"], "65520 or beyond: +-inf in fp16"))
-            checks.append(("underflow", rounding["underflow"], "at most 2**-25: 0 in fp16"))
+            if _only_converter_epsilon(function, op.outputs[0].name, values):
+                meaning = "coremltools' default rsqrt epsilon (torch.rsqrt has none): 0 in fp16"
+                checks.append(("converter_epsilon", rounding["underflow"], meaning))
+            else:
+                checks.append(("underflow", rounding["underflow"], "at most 2**-25: 0 in fp16"))
             checks.append(
                 (
                     "subnormal",
@@ -213,7 +237,8 @@ def scan_constants(program, label: str, modules: dict | None = None, function_na
             count = int(mask.sum())
             if count == 0:
                 continue
-            if not small and kind in ("underflow", "subnormal") and count <= 0.01 * values.size:
+            sparse = count <= 0.01 * values.size
+            if not small and kind in ("underflow", "subnormal", "converter_epsilon") and sparse:
                 continue
             name = op.outputs[0].name
             detail = f"{meaning}: {_describe(values, mask)}"
@@ -271,11 +296,11 @@ def describe(module: str | None) -> str:
     return describe_module(module)
 
 
-def _modules_of(program) -> dict:
+def _modules_of(program, function_name: str = "main") -> dict:
     from verification.coreml.scopes import op_modules
 
     try:
-        return op_modules(program)
+        return op_modules(program, function_name)
     except TypeError:
         return {}
 
@@ -300,7 +325,7 @@ def find_hazards(
     omitted) is every run's state before the step, and ``states_after`` of the report is the fp32 run's
     after it, to pass to the next step."""
     if modules is None:
-        modules = _modules_of(fp16_program)
+        modules = _modules_of(fp16_program, function_name)
     kwargs = dict(fold_constants=False, function_name=function_name, in_place_states=False)
     reference_run = MILExecutor(fp16_program, mode="fp32", **kwargs)
     fp16_run = MILExecutor(reference_run.program, mode=fp16_mode, **kwargs)

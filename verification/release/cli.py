@@ -176,6 +176,12 @@ def _report(report, args) -> int:
 
         print_summary(report["details"]["compression"], sys.stdout)
     config, source = report["config"], report.get("source")
+    if "decoder" in report["details"]:
+        from .reports.decoder_sections import generation_summary
+
+        summary = generation_summary(report["details"]["decoder"])
+        if summary:
+            print(f"\ngenerated: {summary}")
     print()
     if source:
         print(f"model    {source['architecture']} from {source['checkpoint']} (seed {source['seed']})")

@@ -21,7 +21,10 @@ import torch
 import ane_models
 from verification.decoders import conversion
 from verification.decoders.checks import (
+    NEAR_TIE_GAP,
     compare_steps,
+    free_running_agreement,
+    is_degenerate,
     prefill_vs_sequential,
     reference_logits,
     token_agreement,
@@ -176,10 +179,32 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
                 "share of steps whose argmax is transformers' greedy token (teacher-forced)",
                 round(figures.argmax_agreement, 4),
             )
+            ties, confident = figures.near_ties, figures.confident_agreement
+            none_confident = (
+                f"every one of the {len(figures.top2_gap)} positions is a near-tie (transformers' top-2 gap "
+                f"under {NEAR_TIE_GAP}): no token can be held against the program"
+            )
+            judge(
+                "decoder_confident_token_agreement",
+                f"share of new-token positions with transformers' top-2 probability gap >= {NEAR_TIE_GAP} "
+                f"whose argmax is transformers' token (teacher-forced; {len(ties)} near-ties not counted)",
+                None if confident != confident else round(confident, 4),
+                reason=none_confident if confident != confident else None,
+            )
+            judge(
+                "decoder_max_kl_divergence",
+                "largest per-position KL divergence (nats) of the program's next-token distribution from "
+                "transformers' (teacher-forced)",
+                float(f"{figures.max_kl_divergence:.3g}"),
+            )
+            before_tie = ties[0] if ties else len(figures.top2_gap)
+            free = free_running_agreement(agreement, tokens[0, prompt.shape[1] :], before_tie)
             judge(
                 "decoder_token_agreement",
-                f"share of {o.new_tokens} free-running greedy tokens equal to transformers'",
-                round(agreement.agreement, 4),
+                f"share of free-running greedy tokens equal to transformers', over the {before_tie} "
+                "positions before the first near-tie",
+                free,
+                reason=None if before_tie else "the first new-token position is a near-tie",
             )
             judge(
                 "decoder_prefill_vs_sequential_psnr_db",
@@ -190,6 +215,10 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
             details["decoder"] = {
                 "step_psnr_db": [round(v, 2) for v in figures.psnr_db],
                 "top5_overlap": figures.top5_overlap,
+                "top2_gap": [round(g, 4) for g in figures.top2_gap],
+                "kl_divergence": [float(f"{k:.3g}") for k in figures.kl_divergence],
+                "near_tie_positions": ties,
+                "degenerate": is_degenerate(agreement.tokens),
                 "first_diverging_step": agreement.first_diverging_step,
                 "prompt_tokens": prompt[0].tolist(),
                 "generated_tokens": list(agreement.tokens),

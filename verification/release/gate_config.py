@@ -61,6 +61,8 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "decoder_step_psnr_db": (AT_LEAST, None),
     "decoder_argmax_agreement": (AT_LEAST, None),
     "decoder_token_agreement": (AT_LEAST, None),
+    "decoder_confident_token_agreement": (AT_LEAST, None),
+    "decoder_max_kl_divergence": (AT_MOST, None),
     "decoder_prefill_vs_sequential_psnr_db": (AT_LEAST, None),
 }
 

@@ -246,7 +246,7 @@ def _run_on_the_executor(ctx: Context) -> dict:
 
 
 def _fp16_hazards(ctx: Context) -> None:
-    from ..mil.hazards import find_hazards
+    from ..mil.hazards import UNREPRESENTABLE_KINDS, find_hazards
 
     ctx.progress("fp16 hazards: running the program in fp32 and fp16", 0, 1)
     report = find_hazards(str(ctx.package), _input_dict(ctx))
@@ -261,7 +261,7 @@ def _fp16_hazards(ctx: Context) -> None:
             ctx,
         )
     )
-    bad_constants = [w for w in report.constant_warnings if w.kind in ("infinite", "overflow", "underflow")]
+    bad_constants = [w for w in report.constant_warnings if w.kind in UNREPRESENTABLE_KINDS]
     ctx.checks.append(
         judged_check(
             "fp16_unrepresentable_constants",

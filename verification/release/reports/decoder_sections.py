@@ -63,6 +63,25 @@ def _generated(decoder: dict) -> str:
     return " ".join(map(str, decoder.get("generated_tokens", [])))
 
 
+def generation_summary(decoder: dict) -> str:
+    """One line beside the verdict: a degenerate answer and the near-ties, which the token checks skip."""
+    tokens = decoder.get("generated_tokens") or []
+    ties = decoder.get("near_tie_positions") or []
+    gaps = decoder.get("top2_gap") or []
+    parts = []
+    if decoder.get("degenerate"):
+        parts.append(
+            f"degenerate: one token ({tokens[0]}) repeated over all {len(tokens)} new tokens (seeded weights "
+            "do this; a real checkpoint should not)"
+        )
+    if gaps:
+        parts.append(
+            f"{len(ties)} of {len(gaps)} positions are near-ties (transformers' top-2 gap under 0.1), "
+            "not counted by the token checks"
+        )
+    return "; ".join(parts)
+
+
 def html_sections(report: dict) -> list[str]:
     decoder = (report.get("details") or {}).get("decoder")
     if not decoder:
@@ -75,7 +94,8 @@ def html_sections(report: dict) -> list[str]:
         f"<p>top-5 overlap with transformers, mean over {len(overlap)} steps: "
         f"{sum(overlap) / max(len(overlap), 1):.3f}; free-running greedy tokens "
         f"{'identical to transformers' if first is None else f'first differ at new token {first}'}.</p>",
-        f"<h3>Generated</h3><pre>{escape(_generated(decoder))}</pre>",
+        f"<h3>Generated</h3><p>{escape(generation_summary(decoder))}</p>"
+        f"<pre>{escape(_generated(decoder))}</pre>",
     ]
     per_function = (report.get("details") or {}).get("readiness_per_function") or {}
     if per_function:
@@ -104,5 +124,5 @@ def markdown_sections(report: dict) -> list[str]:
         "free-running greedy tokens: "
         + ("identical to transformers" if first is None else f"first differ at new token {first}")
     )
-    lines += ["", "Generated:", "", "```", _generated(decoder), "```"]
+    lines += ["", f"Generated: {generation_summary(decoder)}", "", "```", _generated(decoder), "```"]
     return lines
