@@ -10,7 +10,10 @@ then one table of the per-area results (``tests/<area>``) across cells.
 Run: python scripts/matrix_report.py .tox/reports [--tox-ini tox.ini] [--output docs/compatibility.md]
      [--output README.md]
 
-With ``--tox-ini`` every cell named in ``env_list`` gets a row, "no report" where it did not run. When the
+With ``--tox-ini`` every cell named in ``env_list`` gets a row, "no report" where it did not run;
+``--not-run CELL=REASON`` says why (the cell could not be installed, was not started...). Each row carries
+the date its report was written; the machine (CPU model, cores, pytest-xdist workers) comes from the
+reports' ``details.host``. When the
 output file exists, only the text between the markers below is replaced: notes written by hand around the
 table (shims, cells that cannot be installed) stay; an existing file without the markers is not touched.
 """
@@ -53,6 +56,8 @@ def summarize(name: str, report: dict) -> dict:
     not_measured = [c for c in report["checks"] if not c["measured"]]
     return {
         "cell": name,
+        "created": report.get("created"),
+        "host": details.get("host") or {},
         "versions": report["environment"].get("versions", {}),
         "backend": report["config"].get("backend"),
         "areas": areas,
@@ -76,15 +81,26 @@ def _number(value) -> str:
 _OUTCOMES = ("passed", "failed", "skipped")
 
 
-def load(reports_dir: Path, cells: list[str] | None) -> tuple[list[dict], list[str]]:
-    """Summaries of the reports in ``reports_dir`` (``<cell>.json``) and the list of problems found."""
+def load(
+    reports_dir: Path, cells: list[str] | None, not_run: dict[str, str] | None = None
+) -> tuple[list[dict], list[str]]:
+    """Summaries of the reports in ``reports_dir`` (``<cell>.json``) and the list of problems found.
+
+    ``not_run``: cell -> why it has no report; such a cell gets a row saying so even when an older
+    report of it lies in ``reports_dir`` (that report is not of this run)."""
+    not_run = not_run or {}
     problems: list[str] = []
     names = (
         cells if cells else sorted(p.stem for p in reports_dir.glob("*.json") if CELL_PATTERN.match(p.stem))
     )
+    names += [name for name in not_run if name not in names]
     rows = []
     for name in names:
         path = reports_dir / f"{name}.json"
+        if name in not_run:
+            rows.append({"cell": name, "missing": f"did not run: {not_run[name]}"})
+            problems.append(f"{name}: did not run ({not_run[name]})")
+            continue
         if not path.exists():
             rows.append({"cell": name, "missing": "no report (the cell did not run)"})
             problems.append(f"{name}: no report at {path}")
@@ -96,7 +112,10 @@ def load(reports_dir: Path, cells: list[str] | None) -> tuple[list[dict], list[s
             problems.append(f"{name}: {error}")
             continue
         row = summarize(name, report)
-        row["date"] = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+        # when the report was written (its ``created``; the file's time for reports without one)
+        row["date"] = (row["created"] or "")[:10] or dt.datetime.fromtimestamp(
+            path.stat().st_mtime, tz=dt.timezone.utc
+        ).strftime("%Y-%m-%d")
         rows.append(row)
     return rows, problems
 
@@ -125,7 +144,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render(rows: list[dict]) -> str:
     """The Markdown tables (between the markers) for the rows of ``load``."""
-    header = ["cell", *VERSION_COLUMNS, "passed", "failed", "skipped", "suite wall time", "result"]
+    header = ["cell", *VERSION_COLUMNS, "passed", "failed", "skipped", "suite wall time", "date", "result"]
     body = []
     for row in rows:
         if "missing" in row:
@@ -141,6 +160,7 @@ def render(rows: list[dict]) -> str:
                 totals["failed"],
                 totals["skipped"],
                 _duration(row["seconds"]),
+                row["date"],
                 _verdict(row),
             ]
         )
@@ -161,9 +181,10 @@ def render(rows: list[dict]) -> str:
     dates = ", ".join(sorted({row["date"] for row in measured})) or "-"
     backends = sorted({str(row["backend"]) for row in measured})
     lines.append(
-        f"Measured {dates}; Core ML programs ran on the `{'`, `'.join(backends)}` backend "
+        f"Measured {dates} on {_machines(measured)}; Core ML programs ran on the "
+        f"`{'`, `'.join(backends)}` backend "
         "(`mil` = the project's MIL reference executor, where Core ML itself cannot run). "
-        "The wall time is pytest's (`pytest -n auto`, 2 cores), without building the env."
+        "The wall time is pytest's, without building the env."
     )
     for row in measured:
         if row["figures"]:
@@ -172,6 +193,40 @@ def render(rows: list[dict]) -> str:
             lines.append(f"- `{row['cell']}`: `{name}` not measured: {reason}")
     lines += ["", END]
     return "\n".join(lines) + "\n"
+
+
+def _machine(host: dict) -> str:
+    if not host.get("cpu") and not host.get("cores"):
+        return "a machine the report does not record"
+    workers = host.get("xdist_workers")
+    run = f"pytest -n {workers}" if workers else "pytest without xdist"
+    return f"{host.get('cpu') or 'an unrecorded CPU'} ({host.get('cores') or '?'} cores, {run})"
+
+
+def _machines(rows: list[dict]) -> str:
+    """One machine for every cell, or each cell's own."""
+    machines = {row["cell"]: _machine(row["host"]) for row in rows}
+    if len(set(machines.values())) <= 1:
+        return next(iter(machines.values()), "-")
+    return "; ".join(f"`{cell}`: {machine}" for cell, machine in machines.items())
+
+
+def _not_run(values: list[str], cells: list[str] | None) -> dict[str, str]:
+    """``--not-run CELL=REASON`` values as cell -> reason; a bad one is a UsageError naming it."""
+    reasons = {}
+    for value in values:
+        cell, sep, reason = value.partition("=")
+        cell, reason = cell.strip(), reason.strip()
+        if not sep or not reason or not CELL_PATTERN.match(cell):
+            raise UsageError(f"--not-run: expected CELL=REASON with a version cell name, got {value!r}")
+        if cells is not None and cell not in cells:
+            raise UsageError(f"--not-run: expected a cell of the tox.ini env_list {cells}, got {cell!r}")
+        reasons[cell] = reason
+    return reasons
+
+
+class UsageError(ValueError):
+    """A bad command-line value (exit 2)."""
 
 
 def _counts(counts: dict | None) -> str:
@@ -217,9 +272,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--require-all", action="store_true", help="exit 1 when a cell has no valid report or fails"
     )
+    parser.add_argument(
+        "--not-run",
+        action="append",
+        default=[],
+        metavar="CELL=REASON",
+        help="the cell has no report of this run, and why (could not be installed...); repeatable",
+    )
     args = parser.parse_args(argv)
     cells = cells_from_tox_ini(args.tox_ini) if args.tox_ini else None
-    rows, problems = load(args.reports, cells)
+    try:
+        not_run = _not_run(args.not_run, cells)
+    except UsageError as error:
+        print(f"matrix-report: {error}", file=sys.stderr)
+        return 2
+    rows, problems = load(args.reports, cells, not_run)
     if not rows:
         print(f"matrix-report: no cell reports in {args.reports}", file=sys.stderr)
         return 2
