@@ -11,6 +11,7 @@ comparisons, in ``details.figures``.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from collections import Counter
@@ -176,9 +177,35 @@ class ReportCollector:
                 "figures": self.figures,
                 "exit_status": int(exitstatus),
                 "stages": [{"name": "pytest", "seconds": round(time.time() - self.started, 2)}],
+                # what the wall time ran on: a CPU shared or not, and how many pytest-xdist workers
+                "host": host_section(_xdist_workers(session.config)),
             },
         }
         write_json_atomically(self.path, seal(stamped(report)))
+
+
+def _xdist_workers(config) -> int | None:
+    workers = getattr(config.option, "numprocesses", None)  # an int once xdist resolved "auto"
+    return workers if isinstance(workers, int) and workers > 0 else None
+
+
+def host_section(workers: int | None) -> dict:
+    """The machine the suite ran on: CPU model (``/proc/cpuinfo`` on Linux, else ``platform``), logical
+    cores, and the pytest-xdist worker count (None: no xdist)."""
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model") and value.strip():
+                cpu = value.strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu or platform.processor() or platform.machine() or None,
+        "cores": os.cpu_count(),
+        "xdist_workers": workers,
+    }
 
 
 def _finite(figure: dict) -> dict:

@@ -16,7 +16,18 @@ matrix_report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(matrix_report)
 
 
-def _report(versions: dict, areas: dict, seconds: float = 123.4, exit_status: int = 0, extra=()) -> dict:
+HOST = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "xdist_workers": 2}
+
+
+def _report(
+    versions: dict,
+    areas: dict,
+    seconds: float = 123.4,
+    exit_status: int = 0,
+    extra=(),
+    host=HOST,
+    created="2026-12-02T07:30:00Z",
+) -> dict:
     checks = []
     for area, counts in areas.items():
         failed = counts.get("failed", 0)
@@ -34,6 +45,7 @@ def _report(versions: dict, areas: dict, seconds: float = 123.4, exit_status: in
     return seal(
         {
             "schema_version": 1,
+            "created": created,
             "model": "pytest",
             "config": {
                 "seq_len": None,
@@ -49,6 +61,7 @@ def _report(versions: dict, areas: dict, seconds: float = 123.4, exit_status: in
                 "tests": areas,
                 "exit_status": exit_status,
                 "stages": [{"name": "pytest", "seconds": seconds}],
+                "host": host,
             },
         }
     )
@@ -90,11 +103,11 @@ def test_one_row_per_cell_with_installed_versions_counts_and_wall_time(reports):
     assert problems == []
     text = matrix_report.render(rows)
     default = next(line for line in text.splitlines() if line.startswith("| `torch213-cml90-tf523`"))
-    assert "| 2.13.0+cpu | 9.0 | 5.23.0 | 2.4.6 | 70 | 0 | 2 | 4 min 10 s | passes |" in default
+    assert "| 2.13.0+cpu | 9.0 | 5.23.0 | 2.4.6 | 70 | 0 | 2 | 4 min 10 s | 2026-12-02 | passes |" in default
     legacy = next(line for line in text.splitlines() if line.startswith("| `torch27-cml83-tf446`"))
     assert (
-        "| 2.7.1 | 8.3.0 | 4.46.3 | 1.26.4 | 39 | 1 | 2 | 1 min 00 s | FAILS (pytest_layers_failures) |"
-        in legacy
+        "| 2.7.1 | 8.3.0 | 4.46.3 | 1.26.4 | 39 | 1 | 2 | 1 min 00 s | 2026-12-02 "
+        "| FAILS (pytest_layers_failures) |" in legacy
     )
 
 
@@ -118,9 +131,15 @@ def test_cells_of_tox_ini_without_a_report_get_a_row(reports, tmp_path):
     assert "no report (the cell did not run)" in matrix_report.render(rows)
 
 
-def test_the_projects_tox_ini_names_the_three_required_cells():
+def test_the_projects_tox_ini_names_the_required_cells_the_coreai_cell_included():
     cells = matrix_report.cells_from_tox_ini(ROOT / "tox.ini")
-    assert {"torch213-cml90-tf523", "torch213-cml90-tf457", "torch27-cml83-tf446"} <= set(cells)
+    assert {
+        "torch213-cml90-tf523",
+        "torch213-cml90-tf523-coreai",
+        "torch213-cml90-tf457",
+        "torch27-cml83-tf446",
+    } <= set(cells)
+    assert not {"matrix-report", "lint", "demo", "bench"} & set(cells)
 
 
 def test_an_edited_report_is_refused_not_tabulated(reports):
@@ -199,3 +218,50 @@ def test_main_exit_codes(reports, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert matrix_report.main([str(empty)]) == 2
+
+
+def test_the_table_names_the_machine_and_each_rows_date(reports):
+    text = matrix_report.render(matrix_report.load(reports, None)[0])
+    assert "Measured 2026-12-02 on Intel(R) Xeon(R) Processor (2 cores, pytest -n 2);" in text
+
+
+def test_cells_on_different_machines_are_named_each(tmp_path):
+    other = {"cpu": "Apple M1", "cores": 8, "xdist_workers": None}
+    write_json_atomically(tmp_path / "torch213-cml90-tf523.json", _report(DEFAULT, {"layers": {"passed": 1}}))
+    write_json_atomically(
+        tmp_path / "torch213-cml90-tf457.json",
+        _report(DEFAULT, {"layers": {"passed": 1}}, host=other, created="2026-12-03T01:00:00Z"),
+    )
+    text = matrix_report.render(matrix_report.load(tmp_path, None)[0])
+    assert "Measured 2026-12-02, 2026-12-03 on `torch213-cml90-tf457`: Apple M1 (8 cores, pytest" in text
+    assert "`torch213-cml90-tf523`: Intel(R) Xeon(R) Processor (2 cores, pytest -n 2)" in text
+
+
+def test_a_cell_that_did_not_run_is_a_row_saying_why_even_over_an_old_report(reports, tmp_path, capsys):
+    ini = tmp_path / "tox.ini"
+    ini.write_text("[tox]\nenv_list =\n    torch213-cml90-tf523\n    torch27-cml83-tf446\n")
+    output = tmp_path / "compatibility.md"
+    reason = "torch 2.7.1 is a 4 GB CUDA download, not possible here"
+    argv = [str(reports), "--tox-ini", str(ini), "--output", str(output)]
+    assert matrix_report.main([*argv, "--not-run", f"torch27-cml83-tf446={reason}"]) == 0
+    legacy = next(line for line in output.read_text().splitlines() if "`torch27-cml83-tf446`" in line)
+    assert legacy.endswith(f"| did not run: {reason} |")
+    assert "39" not in legacy  # the old report in the directory is not this run's
+    assert "torch27-cml83-tf446: did not run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("torch27-cml83-tf446", "expected CELL=REASON"),
+        ("torch27-cml83-tf446=", "expected CELL=REASON"),
+        ("lint=no reason", "expected CELL=REASON"),
+        ("torch99-cml90-tf523=typo", "expected a cell of the tox.ini env_list"),
+    ],
+)
+def test_a_bad_not_run_value_exits_2_naming_the_option(reports, tmp_path, capsys, value, expected):
+    ini = tmp_path / "tox.ini"
+    ini.write_text("[tox]\nenv_list =\n    torch213-cml90-tf523\n    torch27-cml83-tf446\n")
+    assert matrix_report.main([str(reports), "--tox-ini", str(ini), "--not-run", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("matrix-report: --not-run: ") and expected in err and err.count("\n") == 1

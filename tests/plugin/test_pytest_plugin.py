@@ -107,3 +107,18 @@ def test_figures_are_not_recorded_without_a_report():
     from verification import metrics
 
     assert metrics._FIGURE_OBSERVERS == []  # this session has no --ane-report: nothing listens
+
+
+def test_report_records_the_host_the_wall_time_ran_on(pytester):
+    pytester.makepyfile(test_inner="def test_ok():\n    pass\n")
+    pytester.runpytest("--ane-report", "report.json", "-p", "no:xdist").assert_outcomes(passed=1)
+    host = read(pytester.path / "report.json")["details"]["host"]
+    assert host["cores"] == os.cpu_count() and host["xdist_workers"] is None
+    assert host["cpu"] and isinstance(host["cpu"], str)
+    if Path("/proc/cpuinfo").exists():
+        models = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.split(":")[0].strip() in ("model name", "Model")
+        ]
+        assert host["cpu"] == (models[0] if models else host["cpu"])
