@@ -92,6 +92,9 @@ def test_run_writes_the_package_and_three_reports(finished_run, tiny_checkpoint)
     assert by_name["coreml_parity_psnr_db"]["passed"] is True
     assert by_name["speedup_vs_baseline"]["measured"] is False and by_name["speedup_vs_baseline"]["reason"]
     assert [s["name"] for s in report["details"]["stages"]][0] == "build baseline and optimized model"
+    assert all(s["peak_mb"] > 100 for s in report["details"]["stages"]), report["details"]["stages"]
+    memory = report["details"]["memory"]  # the tiny BERT's weights, counted from the checkpoint's model
+    assert 0 < memory["weights_fp32_mb"] < 50 and memory["peak_over_weights"] > 1, memory
     # the reports say "worst first": the figures shown are the ones the ops are ranked by
     shown = [op["psnr_db"] for op in report["details"]["fp16_precision"]]
     assert shown and shown == sorted(shown), shown
