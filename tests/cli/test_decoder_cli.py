@@ -94,3 +94,18 @@ def test_a_decode_step_that_writes_the_cache_one_slot_late_fails_the_run(tiny_sm
     checks = {c["name"]: c for c in json.loads((out / "report.json").read_text())["checks"]}
     failed = sorted(name for name, c in checks.items() if c["passed"] is False)
     assert "decoder_step_psnr_db" in failed, {n: (c["value"], c["threshold"]) for n, c in checks.items()}
+
+
+def test_a_second_decoder_run_is_served_by_the_cache(tiny_smollm2, tmp_path, monkeypatch):
+    from verification.coreml import program_cache
+
+    monkeypatch.setenv(program_cache.ENV, str(tmp_path / "cache"))
+    reports = []
+    for name in ("first", "second"):
+        assert cli.main([*ARGS, "--out", str(tmp_path / name), "--quiet"]) == 0
+        reports.append(json.loads((tmp_path / name / "report.json").read_text()))
+    caches = [r["details"]["program_cache"] for r in reports]
+    # prefill and decode: two conversions, both kept, both served the second time
+    assert [(c["hits"], c["misses"]) for c in caches] == [(0, 2), (2, 0)], caches
+    steps = [r["details"]["decoder"]["step_psnr_db"] for r in reports]
+    assert steps[0] == steps[1], steps

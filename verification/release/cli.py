@@ -104,6 +104,8 @@ def cmd_run(args) -> int:
 
     thresholds = gate_config.resolve(args.config, args.threshold)
     progress = Progress(len(pipeline.stages_for(args.target)[0]), quiet=args.quiet)
+    if args.no_cache:
+        os.environ["ANE_VERIFY_CACHE"] = "off"  # read by verification.coreml.program_cache at each lookup
     if args.model in decoder_zoo.DECODER_MODELS or (
         args.weights is not None and decoder_zoo.is_decoder_checkpoint(args.weights)
     ):
@@ -411,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="convert the transformers baseline too where no check reads it (off a Mac: for the report's "
         "op-count comparison); on a Mac it is always converted, for speedup_vs_baseline",
+    )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="convert even when the program cache holds the same graph, weights, options and versions "
+        "($ANE_VERIFY_CACHE: its directory, or off; default ~/.cache/ane-verify/programs)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _gate_options(run)

@@ -116,6 +116,9 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
     created = prepare_output(out)
     staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
     checks, details, meter = [], {}, StageMeter()
+    from ..coreml import program_cache
+
+    cache_events = len(program_cache.EVENTS)
 
     def stage(index, body):
         progress(index, STAGES[index], None)
@@ -234,6 +237,7 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
         progress(7, STAGES[7], None)
         details["stages"] = meter.stages
         details["memory"] = meter.memory_section(fp32_weight_bytes(hf))
+        details["program_cache"] = program_cache.summary(cache_events)
         artifacts = {
             "mlpackage": str(out / package.name),
             **{key: str(out / name) for key, name in REPORT_FILES.items()},

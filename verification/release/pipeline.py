@@ -64,6 +64,9 @@ def run(
     staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
     ctx = Context(options=options, staging=staging, plan=plan, progress=step)
     meter = StageMeter()
+    from ..coreml import program_cache
+
+    cache_events = len(program_cache.EVENTS)
     try:
         for index, (title, stage) in enumerate(zip(titles, functions, strict=False)):
             progress(index, title, None)
@@ -74,6 +77,7 @@ def run(
         gate_start = time.perf_counter()
         ctx.details["stages"] = meter.stages
         ctx.details["memory"] = meter.memory_section(fp32_weight_bytes(ctx.pair.baseline))
+        ctx.details["program_cache"] = program_cache.summary(cache_events)
         artifacts = {key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()}
         source = ctx.details.pop("source")
         report = seal(

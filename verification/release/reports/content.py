@@ -100,6 +100,18 @@ def run_peak(report: dict) -> str:
     return "-" if peak is None else f"{peak:.0f}"
 
 
+def cache_line(report: dict) -> str:
+    """What the program cache did in this run, one sentence; "" when it was not consulted."""
+    cache = report.get("details", {}).get("program_cache") or {}
+    if not cache.get("directory"):
+        return "Program cache: off (every program converted)." if cache else ""
+    hits, misses = cache.get("hits", 0), cache.get("misses", 0)
+    return (
+        f"Program cache ({cache['directory']}): {hits} hit(s), conversion skipped for them; "
+        f"{misses} miss(es), converted and kept."
+    )
+
+
 def memory_line(report: dict) -> str:
     """The run's peak against the model's fp32 weights, one sentence; "" when not recorded."""
     memory = report.get("details", {}).get("memory") or {}

@@ -142,8 +142,9 @@ def _details(report: dict) -> list[str]:
         rows = [(_text(s["name"]), f"{s['seconds']:.2f}", content.stage_peak(s)) for s in details["stages"]]
         rows.append(("**total**", f"**{content.stage_seconds(report):.2f}**", content.run_peak(report)))
         lines += ["## Stage timings", "", *_table(("stage", "seconds", "peak RSS (MB)"), rows)]
-        if content.memory_line(report):
-            lines += ["", content.memory_line(report)]
+        for line in (content.memory_line(report), content.cache_line(report)):
+            if line:
+                lines += ["", line]
     if details.get("hazards_text"):
         lines += ["## fp16 hazards", "", *_fenced_block(str(details["hazards_text"]))]
     return lines
