@@ -114,13 +114,14 @@ def inspect_directory(path: str | Path) -> Checkpoint:
         if model_type in DECODER_TYPES:
             raise ModelInputError(
                 f"--weights: model_type {model_type!r} is a decoder; the encoder pipeline verifies "
-                f"{', '.join(sorted(supported))} (ane-verify run sends causal LMs to the decoder pipeline)"
+                f"{', '.join(sorted(supported))} (ane-verify run sends causal LMs to the decoder pipeline); "
+                f"checkpoint {str(path)!r}"
             )
         differs = DIFFERENT.get(model_type)
         raise ModelInputError(
             f"--weights: model_type {model_type!r} is not supported"
             + (f" ({differs})" if differs else "")
-            + f"; supported: {', '.join(sorted(supported))}"
+            + f"; supported: {', '.join(sorted(supported))}; checkpoint {str(path)!r}"
         )
     architectures = config.get("architectures") or []
     if not architectures:
@@ -133,7 +134,8 @@ def inspect_directory(path: str | Path) -> Checkpoint:
         # as ane_models.optimize refuses it: verifying the base model instead would not verify this one
         raise ModelInputError(
             f"--weights: {architecture} is not supported (a {model_type} head ane_models does not "
-            f"implement); supported {model_type} heads: {', '.join(supported[model_type])}"
+            f"implement); supported {model_type} heads: {', '.join(supported[model_type])}; checkpoint "
+            f"{str(path)!r}"
         )
     tokenizer = any((path / name).is_file() for name in TOKENIZER_FILES)
     return Checkpoint(path, model_type, architecture, config, bool(safetensors), tokenizer)
