@@ -39,7 +39,10 @@ CASES = [
     ("run smollm2 --context 100000", "run smollm2 --context 100000 --out {out}"),
     ("run distilbert --seq-len 100000", "run distilbert --seq-len 100000 --out {out}"),
     ("run --weights 100-byte.gguf", "run --weights {gguf} --out {out}"),
-    ("run --weights llama-dir --text hello", "run --weights {llama} --text hello --context 64 --prefill-len 8 --new-tokens 4 --out {out}"),
+    (
+        "run --weights llama-dir --text hello",
+        "run --weights {llama} --text hello --context 64 --prefill-len 8 --new-tokens 4 --out {out}",
+    ),
     (
         "sensitivity --seq-len 100000",
         "sensitivity distilbert --config palettize:4 --seq-len 100000 --out {out}",

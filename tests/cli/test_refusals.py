@@ -114,7 +114,8 @@ CASES = {
         ["--text", "{llama}", "no tokenizer"],
     ),
     "text without a tokenizer (gguf)": (
-        "run --weights {gguf_no_tokenizer} --text hello --context 32 --prefill-len 8 --new-tokens 4 --out {out}",
+        "run --weights {gguf_no_tokenizer} --text hello --context 32 --prefill-len 8 --new-tokens 4 "
+        "--out {out}",
         ["--text", "{gguf_no_tokenizer}", "no tokenizer"],
     ),
     "text with the seeded smollm2": ("run smollm2 --text hello --out {out}", ["--text", "seeded smollm2"]),
