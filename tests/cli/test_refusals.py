@@ -98,11 +98,11 @@ CASES = {
         ["--context", "100000", "maximum of 8192"],
     ),
     "context beyond a checkpoint's positions": (
-        "run --weights {llama} --context 65 --prefill-len 8 --out {out}",
+        "run --weights {llama} --context 65 --prefill-len 8 --new-tokens 4 --out {out}",
         ["--context", "65", "maximum of 64", "{llama}"],
     ),
     "context beyond a gguf's context_length": (
-        "run --weights {gguf} --context 33 --prefill-len 8 --out {out}",
+        "run --weights {gguf} --context 33 --prefill-len 8 --new-tokens 4 --out {out}",
         ["--context", "33", "maximum of 32", "{gguf}"],
     ),
     "new tokens past the context": (
@@ -163,8 +163,32 @@ def _fill(text: str, files: dict, out: Path) -> str:
     return text.format(out=out, **files)
 
 
+class Built(BaseException):
+    """A model was about to be built: the refusal did not come (a BaseException, so that no handler turns
+    it into a one-line error; a missed --context check would otherwise build until memory runs out)."""
+
+
+@pytest.fixture
+def nothing_is_built(monkeypatch):
+    from verification.release import decoder_zoo, model_zoo
+
+    def forbidden(name):
+        def fail(*args, **kwargs):
+            raise Built(f"{name} was called: the refusal came too late")
+
+        return fail
+
+    for module, name in (
+        (model_zoo, "embedded"),
+        (model_zoo, "from_directory"),
+        (decoder_zoo, "seeded_smollm2"),
+        (decoder_zoo, "from_weights"),
+    ):
+        monkeypatch.setattr(module, name, forbidden(f"{module.__name__}.{name}"))
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_each_refusal_is_one_line_exit_2_and_writes_nothing(case, files, tmp_path, capsys):
+def test_each_refusal_is_one_line_exit_2_and_writes_nothing(case, files, tmp_path, capsys, nothing_is_built):
     arguments, expected = CASES[case]
     out = tmp_path / "out"
     code = main(_fill(arguments, files, out).split())
@@ -178,17 +202,31 @@ def test_each_refusal_is_one_line_exit_2_and_writes_nothing(case, files, tmp_pat
 
 
 def test_no_refusal_imports_torch_coremltools_or_transformers(files, tmp_path):
-    """Every case in one fresh interpreter: after each refusal, none of the heavy libraries is loaded."""
+    """Every case in one fresh interpreter where importing a heavy library stops the case (so a refusal
+    that comes too late is reported, never run): each must refuse with none of them imported."""
     runs = {case: _fill(arguments, files, tmp_path / "out").split() for case, (arguments, _) in CASES.items()}
     script = textwrap.dedent(
         f"""
         import contextlib, io, json, sys
+
+        class Heavy(BaseException):
+            pass
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {HEAVY!r}:
+                    raise Heavy(name)
+
+        sys.meta_path.insert(0, Block())
         from verification.release.cli import main
         result = {{}}
         for case, argv in json.loads(sys.argv[1]).items():
-            with contextlib.redirect_stderr(io.StringIO()):
-                code = main(argv)
-            result[case] = [code, [m for m in {HEAVY!r} if m in sys.modules]]
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    code = main(argv)
+                result[case] = [code, []]
+            except Heavy as heavy:
+                result[case] = [None, [str(heavy)]]
         print(json.dumps(result))
         """
     )
@@ -199,7 +237,7 @@ def test_no_refusal_imports_torch_coremltools_or_transformers(files, tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     imported = {case: loaded for case, (code, loaded) in result.items() if loaded}
-    assert not imported, f"refusals that imported heavy libraries (first one is the culprit): {imported}"
+    assert not imported, f"refusals that import a heavy library before refusing: {imported}"
     assert {case: code for case, (code, _) in result.items() if code != 2} == {}
 
 
