@@ -388,3 +388,17 @@ def test_a_real_run_stopped_mid_way_leaves_no_staging_folder(signum, code, tmp_p
     assert process.returncode == code, (process.returncode, stderr)
     assert stderr.strip().count("\n") == 0 and f"stopped by {signal.Signals(signum).name}" in stderr, stderr
     assert sorted(p.name for p in out.iterdir()) == ["older.txt"]
+
+
+def test_text_becomes_the_causal_lm_prompt_where_there_is_a_tokenizer(files, tmp_path):
+    """``--text`` was silently ignored for causal LMs; with a tokenizer it is now the prompt."""
+    from verification.release.cli import build_parser
+    from verification.release.refusals import check_run
+
+    argv = ["run", "--weights", str(files["gguf"]), "--text", "hello there", "--context", "32"]
+    args = build_parser().parse_args(
+        [*argv, "--prefill-len", "8", "--new-tokens", "4", "--out", str(tmp_path)]
+    )
+    args.exporter_given, args.exporter = False, "trace"
+    checked = check_run(args)
+    assert checked.decoder and checked.options.prompt == "hello there", checked.options
