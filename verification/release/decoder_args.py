@@ -64,7 +64,7 @@ class DecoderOptions:
 class DecoderWeights:
     """What ``--weights`` (or the seeded ``smollm2``) holds, read from the files alone."""
 
-    source: str  # the path, or "the seeded smollm2"
+    source: str  # where max_positions was read, for the refusal
     max_positions: int | None  # None: the config does not say
     tokenizer: bool
 
@@ -97,7 +97,8 @@ def _from_gguf(path: Path) -> DecoderWeights:
             f"--weights: {str(path)!r} holds a {header.architecture!r} model (general.architecture); "
             f"expected one of {', '.join(DECODER_TYPES)}"
         )
-    return DecoderWeights(str(path), header.context_length, header.tokenizer)
+    where = f"{header.architecture}.context_length in {str(path)!r}"
+    return DecoderWeights(where, header.context_length, header.tokenizer)
 
 
 def _from_directory(path: Path) -> DecoderWeights:
@@ -115,14 +116,16 @@ def _from_directory(path: Path) -> DecoderWeights:
     positions = config.get("max_position_embeddings")
     positions = positions if isinstance(positions, int) and not isinstance(positions, bool) else None
     tokenizer = any((path / name).is_file() for name in TOKENIZER_FILES)
-    return DecoderWeights(str(path), positions, tokenizer)
+    return DecoderWeights(f"max_position_embeddings in {str(path / 'config.json')!r}", positions, tokenizer)
 
 
 def inspect_weights(weights: str | None) -> DecoderWeights:
     """The seeded SmolLM2 (``weights`` None), a ``.gguf`` file or a transformers directory; refused
     (``ModelInputError`` naming ``--weights`` and the path) when it cannot be loaded as a causal LM."""
     if weights is None:
-        return DecoderWeights("the seeded smollm2", SMOLLM2_135M["max_position_embeddings"], False)
+        return DecoderWeights(
+            "max_position_embeddings of the seeded smollm2", SMOLLM2_135M["max_position_embeddings"], False
+        )
     path = Path(weights)
     if not path.exists():
         raise ModelInputError(f"--weights: no such file or directory {str(path)!r}")
@@ -152,7 +155,7 @@ def check_options(o, weights: DecoderWeights | None = None, texts: tuple[str, ..
     if weights is not None and weights.max_positions is not None and o.context > weights.max_positions:
         raise ModelInputError(
             f"--context: {o.context} exceeds the model's maximum of {weights.max_positions} positions "
-            f"(max_position_embeddings of {weights.source})"
+            f"({weights.source})"
         )
     if o.prefill_len >= o.context:
         raise ModelInputError(f"--prefill-len: expected less than --context {o.context}, got {o.prefill_len}")
