@@ -405,10 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     except (Stopped, KeyboardInterrupt) as stop:
         code = stop.exit_code if isinstance(stop, Stopped) else 130
         name = str(stop) if isinstance(stop, Stopped) else "SIGINT"
-        print(
-            f"ane-verify: stopped by {name}; the staging folder was removed, nothing was written",
-            file=sys.stderr,
-        )
+        print(f"ane-verify: stopped by {name}; no staging folder left behind", file=sys.stderr)
         return code
     except (ValueError, RuntimeError, OSError) as error:
         if args.debug:
