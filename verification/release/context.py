@@ -7,9 +7,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import gate_config, model_zoo
+from . import gate_config
+
+if TYPE_CHECKING:
+    from . import model_zoo
 
 
 @dataclass

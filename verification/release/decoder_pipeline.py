@@ -9,9 +9,8 @@ the run completes, as for encoders.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +31,10 @@ from verification.decoders.program_lm import ProgramCausalLM
 from verification.decoders.readiness import function_readiness
 from verification.metrics import psnr
 
-from . import decoder_zoo
+from . import decoder_args, decoder_zoo
+from . import staging as staging_folder
 from .context import judged_check
-from .model_zoo import ModelInputError
+from .decoder_args import DecoderOptions  # noqa: F401 (re-exported)
 from .pipeline import REPORT_FILES, _publish, _target_config, prepare_output
 from .resources import StageMeter, fp32_weight_bytes
 
@@ -51,49 +51,9 @@ STAGES = (
 SEQUENTIAL_TOKENS = 16  # prefill vs one decode call per token, over the prompt's first tokens
 
 
-@dataclass
-class DecoderOptions:
-    model: str | None
-    weights: str | None = None
-    cache: str = "state"
-    prefill_len: int = 64
-    context: int = 256
-    new_tokens: int = 32
-    precision: str = "fp16"
-    backend: str = "auto"
-    out: Path = Path("ane-verify-out")
-    strict: bool = False
-    overrides: dict = field(default_factory=dict)
-    prompt: str = "The capital of France is"
-
-    # what judged_check reads
-    @property
-    def seq_len(self) -> int:
-        return self.prefill_len
-
-    batch_size: int = 1
-
-
 def check_options(o: DecoderOptions) -> None:
     """Every option checked before anything is built (exit 2 from the CLI, nothing written)."""
-    if o.cache not in conversion.CACHE_FORMS:
-        raise ModelInputError(f"--cache: expected one of {list(conversion.CACHE_FORMS)}, got {o.cache!r}")
-    for name, value, low in (
-        ("--prefill-len", o.prefill_len, 1),
-        ("--context", o.context, 2),
-        ("--new-tokens", o.new_tokens, 1),
-    ):
-        if not isinstance(value, int) or value < low:
-            raise ModelInputError(f"{name}: expected an integer >= {low}, got {value!r}")
-    if o.prefill_len >= o.context:
-        raise ModelInputError(f"--prefill-len: expected less than --context {o.context}, got {o.prefill_len}")
-    if o.prefill_len + o.new_tokens - 1 > o.context:
-        raise ModelInputError(
-            f"--new-tokens: expected prefill length + new tokens - 1 <= --context {o.context}, got "
-            f"{o.prefill_len} + {o.new_tokens} - 1"
-        )
-    if o.model is None and o.weights is None:
-        raise ModelInputError(f"expected MODEL (one of {list(decoder_zoo.DECODER_MODELS)}) or --weights")
+    decoder_args.check_options(o)
 
 
 def _prompt(source, o: DecoderOptions) -> torch.Tensor:
@@ -114,7 +74,7 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
     backend = resolve_backend(o.backend)
     out = Path(o.out)
     created = prepare_output(out)
-    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
+    staging = staging_folder.create(out)
     checks, details, meter = [], {}, StageMeter()
     from ..coreml import program_cache
 

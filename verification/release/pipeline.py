@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from . import model_zoo
+from . import staging as staging_folder
 from .context import Context, RunOptions  # noqa: F401 (RunOptions: the run's public options type)
 from .coreai_stages import stages_for
 from .preflight import Plan
@@ -61,7 +61,7 @@ def run(
         titles, functions = STAGES, STAGE_FUNCTIONS  # this module's names: a test may replace a stage
     out = Path(options.out)
     created = prepare_output(out)
-    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
+    staging = staging_folder.create(out)
     ctx = Context(options=options, staging=staging, plan=plan, progress=step)
     meter = StageMeter()
     from ..coreml import program_cache
