@@ -73,12 +73,12 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
     check_options(o)
     backend = resolve_backend(o.backend)
     out = Path(o.out)
+    from ..coreml import program_cache  # imports coremltools: before the staging folder exists
+
+    cache_events = len(program_cache.EVENTS)
     created = prepare_output(out)
     staging = staging_folder.create(out)
     checks, details, meter = [], {}, StageMeter()
-    from ..coreml import program_cache
-
-    cache_events = len(program_cache.EVENTS)
 
     def stage(index, body):
         progress(index, STAGES[index], None)

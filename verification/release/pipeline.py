@@ -60,13 +60,13 @@ def run(
     if options.target == "coreml":
         titles, functions = STAGES, STAGE_FUNCTIONS  # this module's names: a test may replace a stage
     out = Path(options.out)
+    from ..coreml import program_cache  # imports coremltools: before the staging folder exists
+
+    cache_events = len(program_cache.EVENTS)
     created = prepare_output(out)
     staging = staging_folder.create(out)
     ctx = Context(options=options, staging=staging, plan=plan, progress=step)
     meter = StageMeter()
-    from ..coreml import program_cache
-
-    cache_events = len(program_cache.EVENTS)
     try:
         for index, (title, stage) in enumerate(zip(titles, functions, strict=False)):
             progress(index, title, None)
