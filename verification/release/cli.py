@@ -151,7 +151,11 @@ def cmd_run(args) -> int:
 def _decoder_options(args, overrides):
     from .decoder_pipeline import DecoderOptions
 
+    texts = args.text or []
+    if len(texts) > 1:
+        raise ValueError(f"--text: a causal LM run takes one prompt, got {len(texts)} --text options")
     return DecoderOptions(
+        text=texts[0] if texts else None,
         model=args.model,
         weights=args.weights,
         cache=args.cache,
@@ -184,7 +188,8 @@ def _report(report, args) -> int:
             print(f"\ngenerated: {summary}")
     print()
     if source:
-        print(f"model    {source['architecture']} from {source['checkpoint']} (seed {source['seed']})")
+        seed = "" if source.get("seed") is None else f" (seed {source['seed']})"
+        print(f"model    {source['architecture']} from {source['checkpoint']}{seed}")
         print(f"inputs   {source['inputs']}")
     else:
         print(f"model    {report['model']}")
