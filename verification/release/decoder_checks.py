@@ -113,7 +113,8 @@ def device_checks(path, backend, o, prompt, judge, details, *, measure=None) -> 
         "ane_speedup_vs_cpu_only",
         "decode tokens/s on CPU_AND_NE over CPU_ONLY",
         None,
-        reason=speed_blocked or "decode-speed timing of converted decoders is not implemented yet",
+        reason=speed_blocked
+        or "decode timing on CPU_ONLY is not implemented yet (decode_tokens_per_second times CPU_AND_NE)",
     )
     blocked = not_measured_reason(backend)
     tokens_per_second(
