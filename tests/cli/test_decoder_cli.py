@@ -95,6 +95,8 @@ def test_run_smollm2_writes_the_reports_with_every_step(tiny_smollm2, tmp_path, 
     assert decoder["degenerate"] is True and "degenerate" in printed
     assert len(decoder["step_psnr_db"]) == 6 and len(decoder["generated_tokens"]) == 6
     assert set(report["details"]["readiness_per_function"]) == {"prefill", "decode"}
+    stage_peaks = [s["peak_mb"] for s in report["details"]["stages"]]
+    assert len(stage_peaks) == 7 and report["details"]["memory"]["peak_mb"] == max(stage_peaks), report
     html = (out / "report.html").read_text()
     assert "logits PSNR per step" in html and html.count("<circle") == 6
     assert "2 layers, hidden 48, 3 heads, 1 kv heads, vocab 160" in html and "Tokens per second" in html

@@ -135,6 +135,7 @@ def cmd_run(args) -> int:
         compress=args.compress,
         deployment_target=target,
         recipe=recipe,
+        with_baseline=args.with_baseline,
     )
     _check_target_options(args)
     plan = preflight.plan(options)  # every argument checked: nothing is built before this returns
@@ -414,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--deployment-target",
         choices=("iOS16", "iOS17", "iOS18"),
         help="minimum deployment target to convert for (default: coremltools'; iOS18 with --compress)",
+    )
+    run.add_argument(
+        "--with-baseline",
+        action="store_true",
+        help="convert the transformers baseline too where no check reads it (off a Mac: for the report's "
+        "op-count comparison); on a Mac it is always converted, for speedup_vs_baseline",
     )
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _gate_options(run)

@@ -29,6 +29,7 @@ class RunOptions:
     deployment_target: str | None = None  # --deployment-target (iOS18 when compressing, unless given)
     recipe: Any = None  # the parsed --compress (verification.compression.recipe.Recipe)
     texts: tuple[str, ...] = ()  # --text: inputs through the checkpoint's tokenizer, one row each
+    with_baseline: bool = False  # --with-baseline: convert the baseline even where no check reads it
 
 
 @dataclass

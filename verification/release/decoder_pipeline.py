@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from . import decoder_checks, decoder_zoo
 from .context import judged_check
 from .model_zoo import ModelInputError
 from .pipeline import REPORT_FILES, _publish, _target_config, prepare_output
+from .resources import StageMeter, fp32_weight_bytes
 
 STAGES = (
     "build causal LM and its ANE twin",
@@ -131,14 +131,13 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
     out = Path(o.out)
     created = prepare_output(out)
     staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
-    checks, details, times = [], {}, []
+    checks, details, meter = [], {}, StageMeter()
 
     def stage(index, body):
         progress(index, STAGES[index], None)
-        start = time.perf_counter()
-        result = body()
-        times.append({"name": STAGES[index], "seconds": round(time.perf_counter() - start, 2)})
-        progress(index, STAGES[index], times[-1]["seconds"])
+        with meter.stage(STAGES[index]):
+            result = body()
+        progress(index, STAGES[index], meter.stages[-1]["seconds"])
         return result
 
     def judge(name, metric, value, reason=None) -> dict:
@@ -250,7 +249,8 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
         stage(5, lambda: details.__setitem__("readiness_per_function", function_readiness(converted.path)))
         stage(6, lambda: decoder_checks.device_checks(converted.path, backend, o, prompt, judge, details))
         progress(7, STAGES[7], None)
-        details["stages"] = times
+        details["stages"] = meter.stages
+        details["memory"] = meter.memory_section(fp32_weight_bytes(hf))
         artifacts = {
             "mlpackage": str(out / package.name),
             **{key: str(out / name) for key, name in REPORT_FILES.items()},
