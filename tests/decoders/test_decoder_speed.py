@@ -206,3 +206,14 @@ def test_a_tiny_decoder_on_core_ml_gives_positive_tokens_per_second(tmp_path):
         path, np.arange(1, 6)[None], prefill_length=PREFILL, capacity=CONTEXT, new_tokens=6
     )
     assert timing.prefill_tokens_per_second > 0 and timing.decode_tokens_per_second > 0, timing
+
+
+def test_the_reports_show_measured_figures_with_why_they_are_not_gated():
+    from verification.release.reports.decoder_sections import html_sections, markdown_sections
+
+    _, details = _judge_tokens_per_second(_fake_measure, blocked=None)
+    report = {"checks": [], "details": {**details, "decoder": {"step_psnr_db": [70.0]}}}
+    expected = "tokens per second: prefill 200.0, decode 100.0 (Core ML CPU_AND_NE, median of 3 rounds"
+    markdown, html = "\n".join(markdown_sections(report)), "".join(html_sections(report))
+    for text in (markdown, html):
+        assert expected in text and "no tokens/s floor is published" in text, text
