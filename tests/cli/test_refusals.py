@@ -401,4 +401,4 @@ def test_text_becomes_the_causal_lm_prompt_where_there_is_a_tokenizer(files, tmp
     )
     args.exporter_given, args.exporter = False, "trace"
     checked = check_run(args)
-    assert checked.decoder and checked.options.prompt == "hello there", checked.options
+    assert checked.decoder and checked.options.text == "hello there", checked.options

@@ -134,14 +134,20 @@ def _report(report, args) -> int:
         print_summary(report["details"]["compression"], sys.stdout)
     config, source = report["config"], report.get("source")
     if "decoder" in report["details"]:
-        from .reports.decoder_sections import generation_summary
+        from .reports.decoder_sections import constants_summary, generation_summary, speed_summary
 
         summary = generation_summary(report["details"]["decoder"])
         if summary:
             print(f"\ngenerated: {summary}")
+        counted = report["details"].get("fp16_unrepresentable_constants") or []
+        for line in constants_summary(report["details"]) if counted else []:
+            print(f"fp16 constant: {line}")
+        if speed_summary(report["details"]):
+            print(speed_summary(report["details"]))
     print()
     if source:
-        print(f"model    {source['architecture']} from {source['checkpoint']} (seed {source['seed']})")
+        seed = "" if source.get("seed") is None else f" (seed {source['seed']})"
+        print(f"model    {source['architecture']} from {source['checkpoint']}{seed}")
         print(f"inputs   {source['inputs']}")
     else:
         print(f"model    {report['model']}")

@@ -50,7 +50,7 @@ class DecoderOptions:
     out: Path = Path("ane-verify-out")
     strict: bool = False
     overrides: dict = field(default_factory=dict)
-    prompt: str = "The capital of France is"
+    text: str | None = None  # --text: the prompt, through the checkpoint's tokenizer
 
     # what judged_check reads
     @property

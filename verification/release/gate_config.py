@@ -64,6 +64,8 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "decoder_confident_token_agreement": (AT_LEAST, None),
     "decoder_max_kl_divergence": (AT_MOST, None),
     "decoder_prefill_vs_sequential_psnr_db": (AT_LEAST, None),
+    "prefill_tokens_per_second": (AT_LEAST, thresholds.DECODER_TOKENS_PER_SECOND_FLOOR),
+    "decode_tokens_per_second": (AT_LEAST, thresholds.DECODER_TOKENS_PER_SECOND_FLOOR),
 }
 
 

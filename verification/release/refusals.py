@@ -93,7 +93,7 @@ def check_run(args) -> RunCheck:
         )
         decoder_args.check_options(options, decoder_args.inspect_weights(args.weights), texts)
         if texts:
-            options.prompt = texts[0]
+            options.text = texts[0]
         return RunCheck(thresholds, options)
     recipe, target = parse_options(args.compress, args.deployment_target)
     options = RunOptions(
