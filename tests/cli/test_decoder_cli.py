@@ -110,7 +110,7 @@ def test_run_smollm2_writes_the_reports_with_every_step(tiny_smollm2, tmp_path, 
         (["--new-tokens", "40"], "--new-tokens: expected prefill length + new tokens - 1 <= --context 24"),
         (["--weights", "/nonexistent/model.gguf"], "--weights: no such file or directory"),
         (["--text", "hello"], "--text: the seeded smollm2 has no tokenizer"),
-        (["--text", "a", "--text", "b"], "--text: a causal LM run takes one prompt, got 2"),
+        (["--text", "a", "--text", "b"], "--text: a causal LM takes one prompt, got 2 --text"),
     ],
 )
 def test_bad_decoder_options_exit_2_and_write_nothing(tiny_smollm2, tmp_path, capsys, extra, message):

@@ -402,3 +402,12 @@ def test_text_becomes_the_causal_lm_prompt_where_there_is_a_tokenizer(files, tmp
     args.exporter_given, args.exporter = False, "trace"
     checked = check_run(args)
     assert checked.decoder and checked.options.text == "hello there", checked.options
+
+
+def test_a_signal_before_the_pipeline_cleanup_still_removes_this_process_staging_folder(tmp_path):
+    """A signal landing between a staging folder's creation and the pipeline's try block (seen under load)."""
+    own = Path(staging.create(tmp_path))
+    other = tmp_path / f"{staging.PREFIX}1-someone-else"
+    other.mkdir()
+    staging.remove_own(tmp_path)
+    assert not own.exists() and other.is_dir(), sorted(p.name for p in tmp_path.iterdir())

@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -417,12 +418,14 @@ def main(argv: list[str] | None = None) -> int:
         args.exporter_given, args.exporter = args.exporter is not None, args.exporter or "trace"
     if not args.debug:
         _quiet_libraries()
-    from .staging import Stopped, stop_on_signals
+    from .staging import Stopped, remove_own, stop_on_signals
 
     try:
         with stop_on_signals():
             return args.handler(args)
     except (Stopped, KeyboardInterrupt) as stop:
+        # a signal between a staging folder's creation and the pipeline's cleanup: this process's own
+        remove_own(Path(getattr(args, "out", None) or "."))
         code = stop.exit_code if isinstance(stop, Stopped) else 130
         name = str(stop) if isinstance(stop, Stopped) else "SIGINT"
         print(f"ane-verify: stopped by {name}; no staging folder left behind", file=sys.stderr)

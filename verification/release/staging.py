@@ -84,6 +84,13 @@ def remove_leftovers(out: Path, stream=None) -> list[Path]:
     return left
 
 
+def remove_own(out: Path) -> None:
+    """Remove the staging folders this process made in ``out`` (after a signal, wherever it landed)."""
+    if Path(out).is_dir():
+        for folder in Path(out).glob(f"{PREFIX}{os.getpid()}-*"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def create(out: Path) -> Path:
     """A new staging folder in ``out`` (which exists), after removing leftovers of killed runs."""
     remove_leftovers(out)
