@@ -103,10 +103,17 @@ def test_the_report_keeps_the_figures_tests_measured(pytester, workers, monkeypa
     assert far["passed"] is False and far["psnr_db"] < 60.0 and far["comparisons"] == 1
 
 
-def test_figures_are_not_recorded_without_a_report():
-    from verification import metrics
+def test_figures_are_not_recorded_without_a_report(pytester):
+    # a session of its own: the suite itself may run with --ane-report (every tox cell does)
+    pytester.makepyfile(
+        """
+        from verification import metrics
 
-    assert metrics._FIGURE_OBSERVERS == []  # this session has no --ane-report: nothing listens
+        def test_nothing_listens():
+            assert metrics._FIGURE_OBSERVERS == []
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_report_records_the_host_the_wall_time_ran_on(pytester):
