@@ -295,3 +295,38 @@ def test_the_checkpoint_maximum_matches_what_ane_models_builds(checkpoints):
         config = model_zoo._embedded_config(family)
         positions = model_zoo.max_positions(family, config.to_dict())
         assert positions == model_zoo.embedded_max_positions(family), family
+
+
+def test_the_exact_maximum_sequence_length_is_accepted(checkpoints, tmp_path):
+    """--seq-len equal to the model's maximum fits (only one more is refused): the plan's check, and the
+    build stage's ``check_sizes`` against the built pair's maximum."""
+    from verification.release import preflight
+    from verification.release.context import RunOptions
+
+    cases = [
+        ("distilbert", None, 512),
+        ("roberta", None, 512),
+        (None, checkpoints["BertForSequenceClassification"], 32),
+    ]
+    for model, weights, longest in cases:
+        options = RunOptions(model=model, weights=weights and str(weights), out=tmp_path / "o")
+        for seq_len in (longest - 1, longest):
+            options.seq_len = seq_len
+            try:
+                result = preflight.plan(options)
+            except model_zoo.ModelInputError as error:
+                raise AssertionError(f"{model or weights}: --seq-len {seq_len} refused: {error}") from None
+            assert result.max_seq_len == longest, (model, weights, result.max_seq_len)
+        options.seq_len = longest + 1
+        with pytest.raises(model_zoo.ModelInputError, match=f"{longest + 1} exceeds the model's maximum"):
+            preflight.plan(options)
+    pair = model_zoo.ModelPair("tiny", "bert", baseline=None, optimized=None, max_seq_len=32)
+    for seq_len in (1, 31, 32):
+        try:
+            model_zoo.check_sizes(pair, seq_len, 1)
+        except model_zoo.ModelInputError as error:
+            raise AssertionError(
+                f"check_sizes: --seq-len {seq_len} with a maximum of 32 refused: {error}"
+            ) from None
+    with pytest.raises(model_zoo.ModelInputError, match="33 exceeds the model's maximum of 32"):
+        model_zoo.check_sizes(pair, 33, 1)

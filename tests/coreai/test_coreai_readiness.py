@@ -114,6 +114,25 @@ def test_singleton_last_axis_rank_and_linear():
     }
 
 
+class RankView(torch.nn.Module):
+    """A view of (1, 8, 1, 32) as a tensor of the given rank (last axis kept wide), then back."""
+
+    def __init__(self, rank: int):
+        super().__init__()
+        self.shape = {4: (1, 8, 4, 8), 5: (1, 2, 4, 4, 8), 6: (1, 2, 2, 2, 4, 8)}[rank]
+
+    def forward(self, x):
+        return (x.reshape(*self.shape) * 2.0).reshape(1, 8, 1, 32)
+
+
+@pytest.mark.parametrize("rank, flagged", [(4, False), (5, False), (6, True)])
+def test_rank_5_is_allowed_and_rank_6_flagged(rank, flagged):
+    """The rule is max rank 5: a rank-5 tensor passes, a rank-6 one is counted."""
+    check = checks_of(RankView(rank), (X,))["coreai_rank_over_5"]
+    assert check.passed is (not flagged), f"rank {rank}: {check.describe()}"
+    assert (check.value > 0) is flagged, f"rank {rank}: {check.value} ops flagged ({check.describe()})"
+
+
 def test_the_projects_models_against_core_ais_rules(coreai_converted):
     """The ANE DistilBERT keeps every attention rule; the transformers baseline breaks three. Two findings
     on the ANE model, both in its mask builder (ane_layers.layout): the (B, S) padding mask is turned into

@@ -3,7 +3,9 @@ coremltools' value_inference."""
 
 from __future__ import annotations
 
+import coremltools as ct
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from kernel_checks import (
@@ -15,6 +17,8 @@ from kernel_checks import (
     shapes,
 )
 from mil_testing import assert_close, coremltools_reference, run_one_op
+
+IOS18 = ct.target.iOS18
 
 
 @settings(deadline=None)
@@ -104,3 +108,47 @@ def test_slice_by_size_matches_coremltools(shape, seed, data):
     size = [data.draw(st.sampled_from([-1, 1, d - b])) for d, b in zip(shape, begin, strict=True)]
     attrs = {"begin": np.array(begin, np.int32), "size": np.array(size, np.int32)}
     check_against_coremltools("slice_by_size", {"x": floats(seed, shape)}, attrs)
+
+
+# slice_update slices whose element count a wrong stride keeps: a stride defect here writes the same
+# number of elements to other places (or in another order), so only the values can show it.
+SAME_COUNT_SLICES = {
+    # x[::-1] = update: stride sign ignored writes forwards; an unflipped write lands reversed
+    "reversed axis": ((5,), [0], [0], [-1], [True], [True]),
+    # x[::-2]: elements 4, 2, 0
+    "reversed stride 2": ((5,), [0], [0], [-2], [True], [True]),
+    # x[0:4:2, 0:2]: rows 0, 2 (2 x 2); the strides swapped between axes read rows 0..3 of column 0 (4 x 1)
+    "stride 2 then 1": ((4, 2), [0, 0], [4, 2], [2, 1], [False, False], [False, False]),
+    # x[3::-1, 1:4:2] on (4, 4): the sign and the step on different axes
+    "reversed then stride 2": ((4, 4), [3, 1], [0, 4], [-1, 2], [False, False], [True, False]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAME_COUNT_SLICES))
+def test_slice_update_strides_by_value(name):
+    """slice_update against numpy's ``x[slice] = update`` and coremltools' value_inference, with distinct
+    values everywhere, on slices where a wrong stride would not change the element count."""
+    shape, begin, end, stride, begin_mask, end_mask = SAME_COUNT_SLICES[name]
+    slices = tuple(
+        slice(None if bm else b, None if em else e, s)
+        for b, e, s, bm, em in zip(begin, end, stride, begin_mask, end_mask, strict=True)
+    )
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    region_shape = x[slices].shape
+    update = -1.0 - np.arange(np.prod(region_shape), dtype=np.float32).reshape(region_shape)
+    expected = x.copy()
+    expected[slices] = update
+    attrs = dict(
+        begin=np.array(begin, np.int32),
+        end=np.array(end, np.int32),
+        stride=np.array(stride, np.int32),
+        begin_mask=begin_mask,
+        end_mask=end_mask,
+    )
+    reference = coremltools_reference("slice_update", {"x": x, "update": update}, attrs, opset=IOS18)[0]
+    assert np.array_equal(reference, expected), f"{name}: numpy and coremltools differ: {reference}"
+    actual = run_one_op("slice_update", {"x": x, "update": update}, attrs, opset=IOS18)[0]
+    assert np.array_equal(actual, expected), (
+        f"slice_update {name} (x {shape}, begin {begin}, end {end}, stride {stride}, begin_mask "
+        f"{begin_mask}, end_mask {end_mask}): expected\n{expected}\ngot\n{actual}"
+    )

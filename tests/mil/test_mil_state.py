@@ -223,6 +223,44 @@ def test_in_place_write_is_refused_while_the_old_content_is_still_needed(read_ol
     assert np.array_equal(state.read("cache")[:2], 2 * u)
 
 
+def _read_between_write_and_update_program() -> Program:
+    """state (8,) fp16; the write sets slots p..p+1 to ``u``, then a second read_state of the cache sits
+    between that write and the state's update: it must see the old content (the update has not happened)."""
+    placeholders = {
+        "cache": mb.state_tensor_placeholder(shape=(8,), dtype=types.fp16),
+        "u": mb.placeholder(shape=(2,), dtype=types.fp16),
+        "p": mb.placeholder(shape=(1,), dtype=types.int32),
+    }
+    with Function(placeholders, IOS18) as f:
+        old = mb.read_state(input=f.inputs["cache"])
+        end = mb.add(x=f.inputs["p"], y=2)
+        new = mb.slice_update(x=old, update=f.inputs["u"], begin=f.inputs["p"], end=end)
+        again = mb.read_state(input=f.inputs["cache"])  # after the write-site, before the update
+        old_head = mb.slice_by_index(x=again, begin=[0], end=[2])
+        mb.coreml_update_state(state=f.inputs["cache"], value=new)
+        f.set_outputs([mb.identity(x=old_head)])
+    program = Program()
+    program.add_function("main", f)
+    return program
+
+
+def test_a_read_between_the_write_and_the_update_sees_the_old_state():
+    executor = MILExecutor(_read_between_write_and_update_program())
+    state = executor.make_state()
+    u = np.array([1.5, -2.0], np.float16)
+    zero = np.array([0], np.int32)
+    out1 = list(executor.run({"u": u, "p": zero}, state=state).values())[0]
+    out2 = list(executor.run({"u": 2 * u, "p": zero}, state=state).values())[0]
+    # The read sees the state before this call's update: zeros, then the first call's u.
+    assert np.array_equal(out1, np.zeros(2, np.float16)), f"call 1: expected the old [0, 0], got {out1}"
+    assert np.array_equal(out2, u), f"call 2: expected the old {u}, got {out2} (the new {2 * u}?)"
+    assert np.array_equal(state.read("cache")[:2], 2 * u), state.read("cache")
+    assert executor.in_place_updates == set(), (
+        f"in-place write chosen although a read_state of the old content follows it: "
+        f"{executor.in_place_updates}"
+    )
+
+
 # ---------------------------------------------------------------- bad states
 
 

@@ -31,7 +31,9 @@ def hf_class(family: str, head: str):
 def small_configs(draw, family: str, head: str = "Model", *, head_dims=(4, 16), min_heads: int = 1,
                   initializer_ranges=None):
     """A tiny transformers config of ``family``: 1-3 layers, 1-4 heads of width ``head_dims``, eager
-    attention, weights drawn with std ``initializer_range`` (transformers' default 0.02 up to 0.2)."""
+    attention, weights drawn with std ``initializer_range`` (0.1 to 0.2 unless given: at transformers'
+    default 0.02 a tiny model's attention is nearly uniform, and swapping two layers' query weights moves
+    its outputs only to ~95 dB, past a 90 dB gate; test_seeded_draws.py measures it)."""
     layers = draw(st.integers(1, 3))
     heads = draw(st.integers(min_heads, 4))
     hidden = heads * draw(st.integers(*head_dims))
@@ -40,7 +42,7 @@ def small_configs(draw, family: str, head: str = "Model", *, head_dims=(4, 16), 
     max_positions = draw(st.integers(8, 64))
     activation = draw(st.sampled_from(["gelu", "relu", "gelu_new"]))
     num_labels = 2 if head == "ForQuestionAnswering" else draw(st.integers(1, 5))
-    init = draw(st.floats(0.02, 0.2) if initializer_ranges is None else initializer_ranges)
+    init = draw(st.floats(0.1, 0.2) if initializer_ranges is None else initializer_ranges)
     common = dict(vocab_size=vocab, max_position_embeddings=max_positions, num_labels=num_labels,
                   initializer_range=init,
                   attn_implementation="eager")
