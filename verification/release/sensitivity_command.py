@@ -73,7 +73,16 @@ def compression_config_text(args) -> str:
     return text
 
 
-def _toml(result, data: dict, model_option: str) -> str:
+def _model_option(args) -> str:
+    option = f"--weights {args.weights}" if args.weights else args.model
+    return option + ("" if args.seq_len == 128 else f" --seq-len {args.seq_len}")
+
+
+def _run_command(model_option: str, out: Path) -> str:
+    return f"ane-verify run {model_option} --compress recipe={out / 'mixed_recipe.toml'}"
+
+
+def _toml(result, data: dict, model_option: str, out: Path) -> str:
     from ..compression.recipe import recipe_toml
 
     mixed = result.mixed
@@ -82,8 +91,7 @@ def _toml(result, data: dict, model_option: str) -> str:
         f"--target-psnr {mixed.target_psnr_db:g}: every weight at {data['config']}, the "
         f"{len(mixed.fallback_layers)} most costly layers at {mixed.fallback}; measured "
         f"{mixed.measured_psnr_db:.2f} dB vs torch fp32 on {data['inputs']} inputs "
-        f"({'met' if mixed.met else 'MISSED'}).\nUse it as it is: ane-verify run {model_option} "
-        "--compress recipe=mixed_recipe.toml"
+        f"({'met' if mixed.met else 'MISSED'}).\nUse it as it is: {_run_command(model_option, out)}"
     )
     cost = {c["layer"]: c["cost_db"] for c in data["layers"]}
     notes = {
@@ -137,8 +145,7 @@ def cmd_sensitivity(args) -> int:
         title = f"ane-verify sensitivity: {pair.name} at {config.text()}"
         (staging / "sensitivity.html").write_text(sensitivity_page(data, title))
         if result.mixed is not None:
-            option = f"--weights {args.weights}" if args.weights else args.model
-            (staging / "mixed_recipe.toml").write_text(_toml(result, data, option))
+            (staging / "mixed_recipe.toml").write_text(_toml(result, data, _model_option(args), out))
         for item in staging.iterdir():
             item.replace(out / item.name)
     finally:
@@ -149,9 +156,7 @@ def cmd_sensitivity(args) -> int:
         + (", mixed_recipe.toml" if result.mixed else "")
     )
     if result.mixed is not None:
-        option = f"--weights {args.weights}" if args.weights else args.model
-        seq = "" if args.seq_len == 128 else f" --seq-len {args.seq_len}"
-        print(f"next: ane-verify run {option}{seq} --compress recipe={out / 'mixed_recipe.toml'}")
+        print(f"next: {_run_command(_model_option(args), out)}")
     if result.mixed is not None and not result.mixed.met:
         return EXIT_FAILED
     return EXIT_PASSED
