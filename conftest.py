@@ -22,6 +22,10 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
+# The program cache (verification.coreml.program_cache) keys on graphs, weights and versions, not on a
+# converter a test monkeypatches: the suite runs with it off; its own tests turn it on in a tmp dir.
+os.environ["ANE_VERIFY_CACHE"] = "off"
+
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 settings.load_profile(PROFILE)
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from verification.metrics import psnr  # noqa: E402
 
-DEFAULT_REPEATS = 9  # README: "median of 9 interleaved runs"
+DEFAULT_REPEATS = 9  # docs/coreml.md: "median of 9 interleaved runs"
 MAX_RATIO = 2.0  # the executor's goal: the default fp16 mode at most 2x torch eager
 
 

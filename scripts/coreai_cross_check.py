@@ -3,7 +3,7 @@ executor) and to Core AI (run by Apple's interpreter), compared with each other 
 fp16, per model family; where Core AI's fp16 program loses more than the MIL executor's, the op family
 responsible, found by keeping one kind of module in fp32 at a time (verification.coreai.cross_check).
 
-Run: python scripts/coreai_cross_check.py [--output README.md --output docs/coreai.md]
+Run: python scripts/coreai_cross_check.py [--output docs/coreai.md]
 Needs the coreai extra. Writes the table between the markers in each --output file (or prints it).
 """
 

@@ -1,4 +1,4 @@
-"""The README's figures for the default runs: every family and every supported head through
+"""The run table (docs/run-figures.md): every family and every supported head through
 ``ane-verify run`` at the defaults, one table row each, written between markers.
 
 Rows: the embedded defaults (``ane-verify run distilbert|bert|roberta|reference``: base-size
@@ -8,7 +8,7 @@ as ``--weights``), and the real MiniLM checkpoint shipped in a package. Each run
 (``python -m verification run ... --quiet``), timed from start to exit; the figures come from its
 ``report.json`` (validated: an edited report is refused).
 
-Run: python scripts/readme_figures.py [--output README.md] [--only NAME ...] [--keep DIR]
+Run: python scripts/readme_figures.py [--output docs/run-figures.md] [--only NAME ...] [--keep DIR]
 
 With ``--output``, only the text between the markers below is replaced; a file without both markers is
 not touched (exit 2). Exits 1 when a run fails its gate (the table still says which and why).
@@ -153,12 +153,15 @@ def render(results: list[tuple[str, str, dict]]) -> str:
             f"{row['seconds']:.0f} s |"
         )
     backends = sorted({row.get("backend", "?") for _, _, row in results if "error" not in row})
+    from verification.pytest_plugin import host_section  # the CPU model, as the suite's reports name it
+
+    host = host_section(None)
     lines += [
         "",
         f"Each row: `python -m verification run ... --quiet` at the defaults (sequence 128, batch 1, fp16), "
-        f"its wall time from start to exit; {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} cores, backend {', '.join(backends) or '-'}, "
-        f"{dt.date.today().isoformat()}. Regenerate: `python scripts/readme_figures.py --output README.md`.",
+        f"its wall time from start to exit; {host['cpu']}, {host['cores']} cores, {platform.system()} "
+        f"{platform.machine()}, backend {', '.join(backends) or '-'}, {dt.date.today().isoformat()}. "
+        "Regenerate: `python scripts/readme_figures.py --output docs/run-figures.md`.",
         "",
         END,
     ]

@@ -42,6 +42,18 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 
+# Core AI's Neural Engine authoring rules (verification.coreai.readiness checks them); here so that the
+# gate's table of check names does not import the coreai package (and torch with it).
+COREAI_RULE_NAMES = (
+    "coreai_no_fused_sdpa",
+    "coreai_mask_layout",
+    "coreai_mask_sentinel",
+    "coreai_fp32_tensors",
+    "coreai_singleton_last_axis",
+    "coreai_rank_over_5",
+    "coreai_linear_ops",
+)
+
 
 class NotMeasuredWarning(UserWarning):
     """A check was skipped because it could not be measured here (the message says what and why)."""

@@ -71,7 +71,6 @@ def test_run_writes_the_package_and_three_reports(finished_run, tiny_checkpoint)
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "HuggingFace_ane_transformers_tiny-bert_seqLen16_batchSize2.mlpackage",
-        "HuggingFace_baseline_tiny-bert_seqLen16_batchSize2.mlpackage",
         "junit.xml",
         "report.html",
         "report.json",
@@ -92,6 +91,13 @@ def test_run_writes_the_package_and_three_reports(finished_run, tiny_checkpoint)
     assert by_name["coreml_parity_psnr_db"]["passed"] is True
     assert by_name["speedup_vs_baseline"]["measured"] is False and by_name["speedup_vs_baseline"]["reason"]
     assert [s["name"] for s in report["details"]["stages"]][0] == "build baseline and optimized model"
+    # off a Mac no check reads the baseline program: not converted, and the report says so where it is missed
+    assert "baseline program was not converted" in by_name["speedup_vs_baseline"]["reason"]
+    assert report["details"]["readiness"]["baseline"] is None
+    assert "--with-baseline" in report["details"]["readiness"]["reason"]
+    assert all(s["peak_mb"] > 100 for s in report["details"]["stages"]), report["details"]["stages"]
+    memory = report["details"]["memory"]  # the tiny BERT's weights, counted from the checkpoint's model
+    assert 0 < memory["weights_fp32_mb"] < 50 and memory["peak_over_weights"] > 1, memory
     # the reports say "worst first": the figures shown are the ones the ops are ranked by
     shown = [op["psnr_db"] for op in report["details"]["fp16_precision"]]
     assert shown and shown == sorted(shown), shown
@@ -366,7 +372,20 @@ def test_reference_run_converts_its_baseline_with_the_same_inputs(tmp_path, monk
     monkeypatch.setattr(model_zoo, "embedded", lambda family: tiny)
     out = tmp_path / "out"
 
-    code = main(["run", "reference", "--seq-len", "8", "--batch-size", "2", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "run",
+            "reference",
+            "--seq-len",
+            "8",
+            "--batch-size",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--with-baseline",
+        ]
+    )
 
     report = read(out / "report.json")
     assert code == 0, (out / "report.md").read_text()

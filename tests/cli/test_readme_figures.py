@@ -1,5 +1,5 @@
 """scripts/readme_figures.py: refuses a file without markers before running anything; the table it
-writes names every row's figures, its verdict (with the failed checks) and its wall time."""
+writes names every row's figures, its verdict (with the failed checks), its wall time and the machine."""
 
 import importlib.util
 from pathlib import Path
@@ -61,6 +61,10 @@ def test_the_table_replaces_only_the_text_between_the_markers(figures, tmp_path)
     assert text.startswith("before\n") and text.endswith("\nafter\n") and "old table" not in text
     assert "| distilbert | `DistilBertForSequenceClassification` | 130.5 | 78.8 | PASSED | 27 s |" in text
     assert "**FAILED**: readiness_off_ane_ops 9 vs 4" in text
+    from verification.pytest_plugin import host_section
+
+    host = host_section(None)  # the machine: CPU model and cores
+    assert f"; {host['cpu']}, {host['cores']} cores, " in text, text.splitlines()[-3]
 
 
 def test_every_head_run_verifies_is_a_row(figures, tmp_path):

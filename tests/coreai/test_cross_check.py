@@ -1,6 +1,6 @@
 """The cross-check (verification.coreai.cross_check): the MIL executor and Core AI's interpreter on the same
 model agree to rounding; where Core AI's fp16 programs lose more, the op is its fp16 matmul accumulation.
-The full table: python scripts/coreai_cross_check.py (README)."""
+The full table: python scripts/coreai_cross_check.py (docs/coreai.md)."""
 
 import pytest
 from coreai_cases import model_under_test

@@ -28,7 +28,7 @@ def test_every_model_passes_the_readiness_defaults(converted, model_id, exporter
     architecture = _architecture(model_id)
     checks = readiness_checks(report, architecture=architecture)
     found = findings_by_check(report)
-    print(  # pytest -s: the figures the README quotes
+    print(  # pytest -s: the figures docs/coreml.md quotes
         f"{model_id} ({exporter}): copies per layer {report.copies_per_layer}, outside the layers "
         f"{report.copies_outside_layers}, off the ANE {len(report.off_ane_ops)}, layer norms fused "
         f"{report.layer_norms_fused} of {report.layer_norms}"

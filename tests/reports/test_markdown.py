@@ -74,7 +74,7 @@ def test_details_become_tables():
     assert table_after(text, "## fp16 precision loss per op")[0] == worst_op
     assert table_after(text, "## Speed-up")[1] == ["`optimized/CPU_AND_NE`", "3.1", "3.4", "120"]
     assert table_after(text, "## ANE readiness (static estimate)")[0] == ["ops", "158", "401", "0.39"]
-    assert table_after(text, "## Stage timings")[-1] == ["**total**", "**10.75**"]
+    assert table_after(text, "## Stage timings")[-1] == ["**total**", "**10.75**", "-"]
     assert "```text\nfirst NaN: none <ok> & done\n```" in text
     assert ["`coremltools`", "`9.0`"] in table_after(text, "| library | version |")
 

@@ -34,17 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from verification.checks import Check, at_most, not_measured
+from verification.checks import COREAI_RULE_NAMES, Check, at_most, not_measured
 
-RULE_NAMES = (
-    "coreai_no_fused_sdpa",
-    "coreai_mask_layout",
-    "coreai_mask_sentinel",
-    "coreai_fp32_tensors",
-    "coreai_singleton_last_axis",
-    "coreai_rank_over_5",
-    "coreai_linear_ops",
-)
+RULE_NAMES = COREAI_RULE_NAMES
 SOURCE = "apple/coreai-models skills/skills/model-authoring/references/neural_engine_rules.md"
 SENTINEL_FLOOR = -4e4  # Apple's -40000.0
 MASK_LIKE = -1e4

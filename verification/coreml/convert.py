@@ -11,7 +11,8 @@ import coremltools as ct
 import numpy as np
 import torch
 
-from . import passes, scopes, torch_ops  # noqa: F401 (torch_ops registers converters on import)
+from . import passes, program_cache, scopes, torch_ops  # noqa: F401 (torch_ops registers converters)
+from .package import load
 
 STATE_TARGET = ct.target.iOS18  # Core ML state (read_state / coreml_update_state) came with iOS 18
 PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}
@@ -104,6 +105,22 @@ def convert(
             handles = scopes.tag_export_nodes(source)
     output_names = output_names if output_names is not None else getattr(model, "output_names", None)
     outputs = [ct.TensorType(name=n) for n in output_names] if output_names else None
+    key = program_cache.program_key(
+        source,
+        {
+            "inputs": [(n, tuple(x.shape), str(x.dtype)) for n, x in zip(names, example_inputs, strict=True)],
+            "outputs": output_names,
+            "precision": precision,
+            "exporter": exporter,
+            "minimum_deployment_target": minimum_deployment_target,
+            "compute_units": compute_units,
+            "states": [(s.name, tuple(s.wrapped_type.shape.shape)) for s in state_types],
+            "pass_pipeline": pass_pipeline().passes,
+        },
+    )
+    cached = program_cache.lookup(key)
+    if cached is not None:
+        return load(cached, compute_units=compute_units)
     # coremltools logs every pass at INFO/WARNING: quiet during this conversion only.
     logger = logging.getLogger("coremltools")
     previous_level = logger.level
@@ -124,6 +141,7 @@ def convert(
         logger.setLevel(previous_level)
     paths = scopes.module_paths(mlmodel._mil_program, model, handles if exporter == "export" else None)
     scopes.record(mlmodel, paths)
+    program_cache.store(key, mlmodel)
     return mlmodel
 
 

@@ -152,7 +152,8 @@ def _only_converter_epsilon(function, name: str, value: np.ndarray) -> bool:
     """True when constant ``name`` is coremltools' default rsqrt epsilon and is read only as such: the torch
     op it was converted from had no epsilon, so what fp16 makes of it changes nothing the source model
     computed (reported as ``converter_epsilon``, not as an underflow)."""
-    if value.size != 1 or not np.isclose(float(value.ravel()[0]), CONVERTER_RSQRT_EPSILON, rtol=1e-3):
+    # No absolute tolerance: isclose's default (1e-8) would take any epsilon up to 1e-8 for this one.
+    if value.size != 1 or not np.isclose(float(value.ravel()[0]), CONVERTER_RSQRT_EPSILON, rtol=1e-3, atol=0):
         return False
     readers = [
         (op.op_type, input_name)

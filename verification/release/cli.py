@@ -18,7 +18,6 @@ import os
 import re
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -98,47 +97,23 @@ def _say_threshold_files(thresholds, progress) -> None:
 
 
 def cmd_run(args) -> int:
-    from . import decoder_zoo, gate_config, pipeline, preflight
-    from .compression_stage import parse_options
     from .console import Progress
+    from .refusals import check_run
 
-    thresholds = gate_config.resolve(args.config, args.threshold)
-    progress = Progress(len(pipeline.stages_for(args.target)[0]), quiet=args.quiet)
-    if args.model in decoder_zoo.DECODER_MODELS or (
-        args.weights is not None and decoder_zoo.is_decoder_checkpoint(args.weights)
-    ):
+    checked = check_run(args)  # every refusal the arguments decide: nothing heavy is imported before
+    if args.no_cache:
+        os.environ["ANE_VERIFY_CACHE"] = "off"  # read by verification.coreml.program_cache at each lookup
+    if checked.decoder:
         from . import decoder_pipeline
 
-        if args.compress or args.target != "coreml" or args.exporter == "export":
-            raise ValueError(
-                "causal LMs: expected the Core ML target, the trace exporter and no --compress (torch.export "
-                "refuses the cache write at a tensor position; the others are not supported yet)"
-            )
         progress = Progress(len(decoder_pipeline.STAGES), quiet=args.quiet)
-        _say_threshold_files(thresholds, progress)
-        return _report(decoder_pipeline.run(_decoder_options(args, thresholds), progress), args)
-    recipe, target = parse_options(args.compress, args.deployment_target)  # before anything is built
-    texts = tuple(args.text or ())
-    options = pipeline.RunOptions(
-        model=args.model,
-        weights=args.weights,
-        seq_len=args.seq_len,
-        batch_size=args.batch_size if args.batch_size is not None else (len(texts) or 1),
-        precision=args.precision,
-        backend=args.backend,
-        exporter=args.exporter,
-        target=args.target,
-        out=Path(args.out),
-        strict=args.strict,
-        overrides=thresholds,
-        texts=texts,
-        compress=args.compress,
-        deployment_target=target,
-        recipe=recipe,
-    )
-    _check_target_options(args)
-    plan = preflight.plan(options)  # every argument checked: nothing is built before this returns
-    _say_threshold_files(thresholds, progress)
+        _say_threshold_files(checked.thresholds, progress)
+        return _report(decoder_pipeline.run(checked.options, progress), args)
+    from . import pipeline
+
+    options, plan = checked.options, checked.plan
+    progress = Progress(len(pipeline.stages_for(args.target)[0]), quiet=args.quiet)
+    _say_threshold_files(checked.thresholds, progress)
     if plan.estimate is not None:
         warning = "this run will take long: " if plan.estimate.large else ""
         progress.note(
@@ -146,24 +121,6 @@ def cmd_run(args) -> int:
             f"{options.batch_size}: {plan.estimate.describe()} (a rough estimate from the config)"
         )
     return _report(pipeline.run(options, progress, plan=plan, step=progress.step), args)
-
-
-def _decoder_options(args, overrides):
-    from .decoder_pipeline import DecoderOptions
-
-    return DecoderOptions(
-        model=args.model,
-        weights=args.weights,
-        cache=args.cache,
-        prefill_len=args.prefill_len,
-        context=args.context,
-        new_tokens=args.new_tokens,
-        precision=args.precision,
-        backend=args.backend,
-        out=Path(args.out),
-        strict=args.strict,
-        overrides=overrides,
-    )
 
 
 def _report(report, args) -> int:
@@ -177,14 +134,20 @@ def _report(report, args) -> int:
         print_summary(report["details"]["compression"], sys.stdout)
     config, source = report["config"], report.get("source")
     if "decoder" in report["details"]:
-        from .reports.decoder_sections import generation_summary
+        from .reports.decoder_sections import constants_summary, generation_summary, speed_summary
 
         summary = generation_summary(report["details"]["decoder"])
         if summary:
             print(f"\ngenerated: {summary}")
+        counted = report["details"].get("fp16_unrepresentable_constants") or []
+        for line in constants_summary(report["details"]) if counted else []:
+            print(f"fp16 constant: {line}")
+        if speed_summary(report["details"]):
+            print(speed_summary(report["details"]))
     print()
     if source:
-        print(f"model    {source['architecture']} from {source['checkpoint']} (seed {source['seed']})")
+        seed = "" if source.get("seed") is None else f" (seed {source['seed']})"
+        print(f"model    {source['architecture']} from {source['checkpoint']}{seed}")
         print(f"inputs   {source['inputs']}")
     else:
         print(f"model    {report['model']}")
@@ -196,30 +159,12 @@ def _report(report, args) -> int:
     return EXIT_PASSED if report["passed"] else EXIT_FAILED
 
 
-def _check_target_options(args) -> None:
-    """``--backend``, ``--exporter`` and ``--compress`` belong to the Core ML target; with ``--target coreai``
-    they are refused (Core AI runs on its own runtime and converts from torch.export only)."""
-    if args.target != "coreai":
-        return
-    if args.backend != "auto":
-        raise ValueError(
-            f"--backend {args.backend}: applies to --target coreml; --target coreai runs on Core AI's runtime"
-        )
-    if args.exporter_given:
-        raise ValueError("--exporter: applies to --target coreml; Core AI converts from torch.export only")
-    if getattr(args, "compress", None):
-        raise ValueError(
-            "--compress: applies to --target coreml (Core ML compression); not to --target coreai"
-        )
-
-
 def cmd_gate(args) -> int:
     from . import gate_config
     from .console import print_checks
-    from .reports.schema import read
+    from .refusals import check_gate
 
-    report = read(args.report)
-    thresholds = gate_config.resolve(args.config, args.threshold)
+    report, thresholds = check_gate(args)
     names = {c["name"] for c in report["checks"]}
     unused = sorted(set(thresholds) - names)
     if unused:
@@ -405,6 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("iOS16", "iOS17", "iOS18"),
         help="minimum deployment target to convert for (default: coremltools'; iOS18 with --compress)",
     )
+    run.add_argument(
+        "--with-baseline",
+        action="store_true",
+        help="convert the transformers baseline too where no check reads it (off a Mac: for the report's "
+        "op-count comparison); on a Mac it is always converted, for speedup_vs_baseline",
+    )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="convert even when the program cache holds the same graph, weights, options and versions "
+        "($ANE_VERIFY_CACHE: its directory, or off; default ~/.cache/ane-verify/programs)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _gate_options(run)
     run.set_defaults(handler=cmd_run)
@@ -460,11 +417,16 @@ def main(argv: list[str] | None = None) -> int:
         args.exporter_given, args.exporter = args.exporter is not None, args.exporter or "trace"
     if not args.debug:
         _quiet_libraries()
+    from .staging import Stopped, stop_on_signals
+
     try:
-        return args.handler(args)
-    except KeyboardInterrupt:
-        print("ane-verify: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        with stop_on_signals():
+            return args.handler(args)
+    except (Stopped, KeyboardInterrupt) as stop:
+        code = stop.exit_code if isinstance(stop, Stopped) else 130
+        name = str(stop) if isinstance(stop, Stopped) else "SIGINT"
+        print(f"ane-verify: stopped by {name}; no staging folder left behind", file=sys.stderr)
+        return code
     except (ValueError, RuntimeError, OSError) as error:
         if args.debug:
             raise

@@ -17,24 +17,13 @@ from ..compression.apply import compress, plan
 from ..compression.compare import three_way
 from ..compression.layers import weight_layers
 from ..compression.readiness import ane_support
-from ..compression.recipe import TARGETS, Recipe, RecipeError, check_target, parse_compress
+from ..compression.recipe import Recipe, RecipeError
 from ..compression.weights import WEIGHT_THRESHOLD, size_summary, weights
 from . import gate_config
 from .context import Context
+from .refusals import parse_options  # noqa: F401 (re-exported)
 
 EXAMPLES = 4  # inputs per comparison: the run's own, then seeded others with the same padding
-
-
-def parse_options(compress_text: str | None, target: str | None) -> tuple[Recipe | None, str | None]:
-    """The recipe and the deployment target to convert at, checked together (before anything runs)."""
-    if compress_text is None:
-        if target is not None and target not in TARGETS:
-            raise RecipeError(f"--deployment-target {target!r} is not one of {TARGETS}")
-        return None, target
-    recipe = parse_compress(compress_text)
-    target = target or "iOS18"  # coremltools 9's compression ops (per-block int4, grouped palettes)
-    check_target(recipe, target)
-    return recipe, target
 
 
 def _torch_weights(model: torch.nn.Module) -> dict[str, tuple]:

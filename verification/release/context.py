@@ -7,9 +7,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import gate_config, model_zoo
+from . import gate_config
+
+if TYPE_CHECKING:
+    from . import model_zoo
 
 
 @dataclass
@@ -29,6 +32,7 @@ class RunOptions:
     deployment_target: str | None = None  # --deployment-target (iOS18 when compressing, unless given)
     recipe: Any = None  # the parsed --compress (verification.compression.recipe.Recipe)
     texts: tuple[str, ...] = ()  # --text: inputs through the checkpoint's tokenizer, one row each
+    with_baseline: bool = False  # --with-baseline: convert the baseline even where no check reads it
 
 
 @dataclass

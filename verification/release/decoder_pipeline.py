@@ -9,13 +9,10 @@ the run completes, as for encoders.
 from __future__ import annotations
 
 import shutil
-import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import ane_models
@@ -33,10 +30,13 @@ from verification.decoders.program_lm import ProgramCausalLM
 from verification.decoders.readiness import function_readiness
 from verification.metrics import psnr
 
-from . import decoder_zoo
+from . import decoder_args, decoder_checks, decoder_zoo
+from . import staging as staging_folder
 from .context import judged_check
+from .decoder_args import DecoderOptions  # noqa: F401 (re-exported)
 from .model_zoo import ModelInputError
 from .pipeline import REPORT_FILES, _publish, _target_config, prepare_output
+from .resources import StageMeter, fp32_weight_bytes
 
 STAGES = (
     "build causal LM and its ANE twin",
@@ -45,88 +45,64 @@ STAGES = (
     "program step by step",
     "fp16 hazards, a step at a time",
     "readiness per function",
-    "speed-up and placement",
+    "placement and tokens per second",
     "gate",
 )
+DEFAULT_PROMPT = "The capital of France is"  # where the checkpoint has a tokenizer and no --text is given
+PROMPT_SEED = 0  # random prompt token ids where there is no tokenizer
 SEQUENTIAL_TOKENS = 16  # prefill vs one decode call per token, over the prompt's first tokens
-
-
-@dataclass
-class DecoderOptions:
-    model: str | None
-    weights: str | None = None
-    cache: str = "state"
-    prefill_len: int = 64
-    context: int = 256
-    new_tokens: int = 32
-    precision: str = "fp16"
-    backend: str = "auto"
-    out: Path = Path("ane-verify-out")
-    strict: bool = False
-    overrides: dict = field(default_factory=dict)
-    prompt: str = "The capital of France is"
-
-    # what judged_check reads
-    @property
-    def seq_len(self) -> int:
-        return self.prefill_len
-
-    batch_size: int = 1
 
 
 def check_options(o: DecoderOptions) -> None:
     """Every option checked before anything is built (exit 2 from the CLI, nothing written)."""
-    if o.cache not in conversion.CACHE_FORMS:
-        raise ModelInputError(f"--cache: expected one of {list(conversion.CACHE_FORMS)}, got {o.cache!r}")
-    for name, value, low in (
-        ("--prefill-len", o.prefill_len, 1),
-        ("--context", o.context, 2),
-        ("--new-tokens", o.new_tokens, 1),
-    ):
-        if not isinstance(value, int) or value < low:
-            raise ModelInputError(f"{name}: expected an integer >= {low}, got {value!r}")
-    if o.prefill_len >= o.context:
-        raise ModelInputError(f"--prefill-len: expected less than --context {o.context}, got {o.prefill_len}")
-    if o.prefill_len + o.new_tokens - 1 > o.context:
-        raise ModelInputError(
-            f"--new-tokens: expected prefill length + new tokens - 1 <= --context {o.context}, got "
-            f"{o.prefill_len} + {o.new_tokens} - 1"
-        )
-    if o.model is None and o.weights is None:
-        raise ModelInputError(f"expected MODEL (one of {list(decoder_zoo.DECODER_MODELS)}) or --weights")
+    decoder_args.check_options(o)
 
 
-def _prompt(source, o: DecoderOptions) -> torch.Tensor:
+def _prompt(source, o: DecoderOptions) -> tuple[torch.Tensor, dict]:
+    """The prompt's token ids and, for the report's provenance, where they came from."""
+    lengths = {"prefill_len": o.prefill_len, "context": o.context, "new_tokens": o.new_tokens}
     if source.tokenizer is not None:
-        ids = source.tokenizer(o.prompt, return_tensors="pt").input_ids[:, : o.prefill_len]
-        return ids.long()
+        text = o.text if o.text is not None else DEFAULT_PROMPT
+        ids = source.tokenizer(text, return_tensors="pt").input_ids[:, : o.prefill_len].long()
+        origin = "--text" if o.text is not None else "default text"
+        return ids, {"source": origin, "text": text, "tokens": ids.shape[1], **lengths}
+    if o.text is not None:
+        raise ModelInputError(
+            f"--text: {source.origin!r} has no tokenizer to read it with; run without --text "
+            "(random token ids)"
+        )
     vocab = source.hf_model.config.vocab_size
-    return torch.randint(0, vocab, (1, o.prefill_len), generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(PROMPT_SEED)
+    ids = torch.randint(0, vocab, (1, o.prefill_len), generator=generator)
+    return ids, {"source": "seed", "seed": PROMPT_SEED, "tokens": o.prefill_len, **lengths}
 
 
 def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = lambda *a: None) -> dict:
     from verification.coreml.predict import resolve_backend
 
-    from .reports.schema import environment_section, seal
+    from .reports.schema import environment_section, seal, stamped
     from .reports.write import write_reports
 
     check_options(o)
     backend = resolve_backend(o.backend)
     out = Path(o.out)
+    from ..coreml import program_cache  # imports coremltools: before the staging folder exists
+
+    cache_events = len(program_cache.EVENTS)
     created = prepare_output(out)
-    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
-    checks, details, times = [], {}, []
+    staging = staging_folder.create(out)
+    checks, details, meter = [], {}, StageMeter()
 
     def stage(index, body):
         progress(index, STAGES[index], None)
-        start = time.perf_counter()
-        result = body()
-        times.append({"name": STAGES[index], "seconds": round(time.perf_counter() - start, 2)})
-        progress(index, STAGES[index], times[-1]["seconds"])
+        with meter.stage(STAGES[index]):
+            result = body()
+        progress(index, STAGES[index], meter.stages[-1]["seconds"])
         return result
 
-    def judge(name, metric, value, reason=None):
+    def judge(name, metric, value, reason=None) -> dict:
         checks.append(judged_check(name, metric, value, _Ctx(o), reason=reason))
+        return checks[-1]
 
     try:
         source = stage(
@@ -134,7 +110,7 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
         )
         hf = source.hf_model
         lm = ane_models.optimize(hf, cache_capacity=o.context, prefill_length=o.prefill_len)
-        prompt = _prompt(source, o)
+        prompt, prompt_origin = _prompt(source, o)
 
         def torch_parity():
             tokens, reference = reference_logits(hf, prompt, o.new_tokens)
@@ -226,38 +202,43 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
             }
             if source.tokenizer is not None:
                 details["decoder"]["generated_text"] = source.tokenizer.decode(list(agreement.tokens))
-                details["decoder"]["prompt_text"] = o.prompt
+                details["decoder"]["prompt_text"] = prompt_origin["text"]
 
         stage(3, step_by_step)
-        stage(4, lambda: _hazards(converted, o, prompt, judge, details))
+        stage(4, lambda: decoder_checks.hazards(converted, o, prompt, judge, details))
         stage(5, lambda: details.__setitem__("readiness_per_function", function_readiness(converted.path)))
-        stage(6, lambda: _device_checks(converted.path, judge, details))
+        stage(6, lambda: decoder_checks.device_checks(converted.path, backend, o, prompt, judge, details))
         progress(7, STAGES[7], None)
-        details["stages"] = times
+        details["stages"] = meter.stages
+        details["memory"] = meter.memory_section(fp32_weight_bytes(hf))
+        details["program_cache"] = program_cache.summary(cache_events)
         artifacts = {
             "mlpackage": str(out / package.name),
             **{key: str(out / name) for key, name in REPORT_FILES.items()},
         }
         report = seal(
-            {
-                "schema_version": 1,
-                "model": source.name if source.origin == "seeded" else source.origin,
-                "config": {
-                    "seq_len": o.prefill_len,
-                    "batch_size": 1,
-                    "precision": o.precision,
-                    "exporter": "trace",
-                    "backend": backend,
-                    "cache": o.cache,
-                    "context": o.context,
-                    "new_tokens": o.new_tokens,
-                    **_target_config("coreml", backend),
-                },
-                "environment": environment_section(),
-                "checks": checks,
-                "artifacts": artifacts,
-                "details": details,
-            }
+            stamped(
+                {
+                    "schema_version": 1,
+                    "model": source.name if source.origin == "seeded" else source.origin,
+                    "config": {
+                        "seq_len": o.prefill_len,
+                        "batch_size": 1,
+                        "precision": o.precision,
+                        "exporter": "trace",
+                        "backend": backend,
+                        "cache": o.cache,
+                        "context": o.context,
+                        "new_tokens": o.new_tokens,
+                        **_target_config("coreml", backend),
+                    },
+                    "environment": environment_section(),
+                    "source": decoder_zoo.source_section(source, prompt_origin),
+                    "checks": checks,
+                    "artifacts": artifacts,
+                    "details": details,
+                }
+            )
         )
         write_reports(report, staging)
         _publish(staging, out)
@@ -277,71 +258,3 @@ class _Ctx:
 
     options: DecoderOptions
     built: object = None
-
-
-def _hazards(converted, o, prompt, judge, details) -> None:
-    if o.precision != "fp16" or o.cache != "state":
-        judge(
-            "fp16_non_finite_ops",
-            "ops whose fp16 output holds NaN/Inf (fp16 state programs)",
-            None,
-            reason=f"the hazard finder runs on fp16 state programs; this one is {o.precision} {o.cache}",
-        )
-        return
-    from verification.mil.hazards import find_hazards
-
-    n, capacity = o.prefill_len, o.context
-    ids = np.zeros((1, n), np.int32)
-    ids[0, : prompt.shape[1]] = prompt[0].numpy()
-    feed = {
-        "input_ids": ids,
-        "position": np.array([0], np.int32),
-        "position_ids": np.arange(n, dtype=np.int32)[None],
-        "attention_mask": np.ones((1, capacity), np.int32),
-    }
-    reports = [find_hazards(converted.path, feed, function_name="prefill")]
-    step = {
-        "input_ids": ids[:, -1:],
-        "position": np.array([n], np.int32),
-        "position_ids": np.array([[n]], np.int32),
-        "attention_mask": np.ones((1, capacity), np.int32),
-    }
-    reports.append(find_hazards(converted.path, step, function_name="decode", states=reports[0].states_after))
-    bad = sum(r.first_non_finite is not None for r in reports)
-    judge(
-        "fp16_non_finite_ops",
-        "calls (prefill, then one decode step on its state) with an op whose fp16 output holds NaN/Inf",
-        bad,
-    )
-    details["hazards_text"] = "\n\n".join(
-        f"{name}:\n{r.render(top=8)}" for name, r in zip(("prefill", "decode"), reports, strict=True)
-    )
-
-
-def _device_checks(path, judge, details) -> None:
-    """Placement per function (each loaded as the selected one in turn) where a compute plan can be read;
-    otherwise not measured, with the reason."""
-    from verification.decoders.ondevice import placement_per_function
-    from verification.ondevice.device import compute_plan_gate, detect, measurement_gate
-
-    device = detect()
-    plan_blocked, speed_blocked = compute_plan_gate(device), measurement_gate(device)
-    metric = "worst share over the functions (prefill, decode) of ops the compute plan places on the ANE"
-    if plan_blocked is None:
-        reports = placement_per_function(path, device=device)
-        details["placement_per_function"] = {name: r.to_dict() for name, r in reports.items()}
-        shares = [
-            c.value for r in reports.values() for c in r.checks if c.name == "ane_op_share" and c.measured
-        ]
-        reason = (
-            None if shares else next((r.reason for r in reports.values() if r.reason), "no share measured")
-        )
-        judge("ane_op_share", metric, min(shares) if shares else None, reason=reason)
-    else:
-        judge("ane_op_share", metric, None, reason=plan_blocked)
-    judge(
-        "ane_speedup_vs_cpu_only",
-        "decode tokens/s on CPU_AND_NE over CPU_ONLY",
-        None,
-        reason=speed_blocked or "decode-speed timing of converted decoders is not implemented yet",
-    )

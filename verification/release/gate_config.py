@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .. import thresholds
-from ..coreai.readiness import RULE_NAMES
+from ..checks import COREAI_RULE_NAMES as RULE_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,6 +64,8 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "decoder_confident_token_agreement": (AT_LEAST, None),
     "decoder_max_kl_divergence": (AT_MOST, None),
     "decoder_prefill_vs_sequential_psnr_db": (AT_LEAST, None),
+    "prefill_tokens_per_second": (AT_LEAST, thresholds.DECODER_TOKENS_PER_SECOND_FLOOR),
+    "decode_tokens_per_second": (AT_LEAST, thresholds.DECODER_TOKENS_PER_SECOND_FLOOR),
 }
 
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from . import model_zoo
+from . import staging as staging_folder
 from .context import Context, RunOptions  # noqa: F401 (RunOptions: the run's public options type)
 from .coreai_stages import stages_for
 from .preflight import Plan
 from .preflight import plan as make_plan
+from .resources import StageMeter, fp32_weight_bytes
 from .stages import STAGE_FUNCTIONS, STAGES
 
 # What reports.write.write_reports puts in the output directory.
@@ -60,20 +60,24 @@ def run(
     if options.target == "coreml":
         titles, functions = STAGES, STAGE_FUNCTIONS  # this module's names: a test may replace a stage
     out = Path(options.out)
+    from ..coreml import program_cache  # imports coremltools: before the staging folder exists
+
+    cache_events = len(program_cache.EVENTS)
     created = prepare_output(out)
-    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
+    staging = staging_folder.create(out)
     ctx = Context(options=options, staging=staging, plan=plan, progress=step)
-    stage_times: list[dict[str, Any]] = []
+    meter = StageMeter()
     try:
         for index, (title, stage) in enumerate(zip(titles, functions, strict=False)):
             progress(index, title, None)
-            start = time.perf_counter()
-            stage(ctx)
-            stage_times.append({"name": title, "seconds": round(time.perf_counter() - start, 2)})
-            progress(index, title, stage_times[-1]["seconds"])
+            with meter.stage(title):
+                stage(ctx)
+            progress(index, title, meter.stages[-1]["seconds"])
         progress(len(titles) - 1, titles[-1], None)
         gate_start = time.perf_counter()
-        ctx.details["stages"] = stage_times
+        ctx.details["stages"] = meter.stages
+        ctx.details["memory"] = meter.memory_section(fp32_weight_bytes(ctx.pair.baseline))
+        ctx.details["program_cache"] = program_cache.summary(cache_events)
         artifacts = {key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()}
         source = ctx.details.pop("source")
         report = seal(

@@ -12,11 +12,14 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import estimate, model_zoo
-from .context import RunOptions
-from .model_zoo import ModelInputError
+from . import checkpoint_files as model_zoo  # the light half: nothing here imports torch
+from . import estimate
+from .checkpoint_files import ModelInputError
+
+if TYPE_CHECKING:
+    from .context import RunOptions
 
 PRECISIONS = ("fp16", "fp32")
 BACKENDS = ("auto", "coreml", "mil")
@@ -160,9 +163,11 @@ def plan(options: RunOptions) -> Plan:
     result = Plan(family, architecture, source, longest, options.batch_size, checkpoint)
     if options.texts:
         assert checkpoint is not None
-        result.tokenizer = model_zoo.load_tokenizer(checkpoint.path)
+        from . import model_zoo as builders  # transformers: only when --text needs the tokenizer
+
+        result.tokenizer = builders.load_tokenizer(checkpoint.path)
         result.texts = list(options.texts)
-        model_zoo.tokenize(result.tokenizer, result.texts, options.seq_len)  # refuses texts that do not fit
+        builders.tokenize(result.tokenizer, result.texts, options.seq_len)  # refuses texts that do not fit
     choices = 2 if architecture.endswith("ForMultipleChoice") else 1
     result.estimate = estimate.estimate(
         family, sizes, options.seq_len, options.batch_size * choices, architecture=architecture

@@ -13,7 +13,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 EXIT_PASSED, EXIT_FAILED = 0, 1
@@ -101,24 +100,19 @@ def _toml(result, data: dict, model_option: str, out: Path) -> str:
 
 
 def cmd_sensitivity(args) -> int:
+    from .refusals import check_sensitivity
+
+    config, fallback = check_sensitivity(args)  # every option, before torch or coremltools is imported
     import coremltools as ct
 
-    from ..compression.recipe import parse_config
     from ..compression.sensitivity import layer_sensitivity
     from ..coreml import convert
     from . import model_zoo
+    from . import staging as staging_folder
     from .compression_stage import sensitivity_inputs
     from .pipeline import prepare_output
     from .reports.compression_section import sensitivity_page
 
-    config = parse_config(compression_config_text(args), "--compress-config")  # checked before anything
-    fallback = parse_config(args.fallback, "--fallback") if args.fallback else None
-    if args.examples < 1:
-        raise ValueError(f"--examples: expected a positive count, got {args.examples}")
-    if args.weights is None and args.model is None:
-        raise model_zoo.ModelInputError(
-            f"expected MODEL (one of {list(model_zoo.EMBEDDED[:3])}) or --weights DIR"
-        )
     pair = model_zoo.from_directory(args.weights) if args.weights else model_zoo.embedded(args.model)
     model_zoo.check_sizes(pair, args.seq_len, 1)
     examples, feeds, references, reals = sensitivity_inputs(pair, args.seq_len, 1, args.examples)
@@ -139,7 +133,7 @@ def cmd_sensitivity(args) -> int:
     data = result.to_dict()
     out = Path(args.out)
     prepare_output(out)
-    staging = Path(tempfile.mkdtemp(prefix=".ane-verify-staging-", dir=out))
+    staging = staging_folder.create(out)
     try:
         (staging / "sensitivity.json").write_text(json.dumps(data, indent=2))
         title = f"ane-verify sensitivity: {pair.name} at {config.text()}"

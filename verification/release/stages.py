@@ -139,6 +139,12 @@ def _artifact_stem(ctx: Context) -> str:
     return f"{name}_seqLen{o.seq_len}_batchSize{o.batch_size}"
 
 
+BASELINE_NOT_NEEDED = (
+    "the baseline program was not converted: only speedup_vs_baseline reads it, and that times it with "
+    "Core ML on a Mac; --with-baseline converts it here too (for the op-count comparison)"
+)
+
+
 def convert(ctx: Context) -> None:
     from ..coreml import BaselineForConversion, save
     from ..coreml import convert as to_coreml
@@ -166,6 +172,13 @@ def convert(ctx: Context) -> None:
     ctx.optimized_path = save(mlmodel, ctx.staging / f"HuggingFace_ane_transformers_{stem}.mlpackage")
     ctx.artifacts["optimized_mlpackage"] = ctx.optimized_path.name
     ctx.progress("programs converted", 1, 2)
+    from ..coreml import resolve_backend
+
+    if not o.with_baseline and resolve_backend(o.backend) != "coreml":
+        # only speedup_vs_baseline reads the baseline program, and it times it with Core ML (a Mac)
+        ctx.baseline_error = BASELINE_NOT_NEEDED
+        ctx.progress("programs converted", 2, 2)
+        return
     # The baseline takes the optimized model's inputs (names, shapes, dtypes), so that one input
     # dictionary times both. torch.nn.Transformer converts only through torch.export: traced, its
     # attention's size arithmetic (aten::Int on shapes) has no converter in coremltools 9.0.

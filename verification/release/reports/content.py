@@ -88,6 +88,41 @@ def stage_seconds(report: dict) -> float:
     return sum(s["seconds"] for s in report.get("details", {}).get("stages", []))
 
 
+def stage_peak(stage: dict) -> str:
+    """A stage's peak RSS in MB; "(so far)" when it is the process's peak, not the stage's own."""
+    if stage.get("peak_mb") is None:
+        return "-"
+    return f"{stage['peak_mb']:.0f}" + (" (so far)" if stage.get("peak_scope") == "process" else "")
+
+
+def run_peak(report: dict) -> str:
+    peak = (report.get("details", {}).get("memory") or {}).get("peak_mb")
+    return "-" if peak is None else f"{peak:.0f}"
+
+
+def cache_line(report: dict) -> str:
+    """What the program cache did in this run, one sentence; "" when it was not consulted."""
+    cache = report.get("details", {}).get("program_cache") or {}
+    if not cache.get("directory"):
+        return "Program cache: off (every program converted)." if cache else ""
+    hits, misses = cache.get("hits", 0), cache.get("misses", 0)
+    return (
+        f"Program cache ({cache['directory']}): {hits} hit(s), conversion skipped for them; "
+        f"{misses} miss(es), converted and kept."
+    )
+
+
+def memory_line(report: dict) -> str:
+    """The run's peak against the model's fp32 weights, one sentence; "" when not recorded."""
+    memory = report.get("details", {}).get("memory") or {}
+    if not memory.get("weights_fp32_mb"):
+        return ""
+    return (
+        f"Peak RSS {memory['peak_mb']:.0f} MB = {memory['peak_over_weights']:.2f}x the model's fp32 "
+        f"weights ({memory['weights_fp32_mb']:.0f} MB)."
+    )
+
+
 def _is_figure(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) or value in ("inf", "-inf", "nan")
 

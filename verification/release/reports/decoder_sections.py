@@ -82,6 +82,37 @@ def generation_summary(decoder: dict) -> str:
     return "; ".join(parts)
 
 
+def speed_summary(details: dict) -> str:
+    """Tokens per second as measured, or why not, and why the figures are not gated."""
+    speed = details.get("tokens_per_second")
+    if not speed:
+        return ""
+    if not speed.get("measured"):
+        return f"tokens per second: not measured ({speed.get('reason')}); {speed.get('floor')}"
+    return (
+        f"tokens per second: prefill {speed['prefill_tokens_per_second']:.1f}, decode "
+        f"{speed['decode_tokens_per_second']:.1f} (Core ML {speed['compute_units']}, median of "
+        f"{speed['rounds']} rounds after {speed['warmup_rounds']} warm-up); {speed.get('floor')}"
+    )
+
+
+def constants_summary(details: dict) -> list[str]:
+    """The constants fp16_unrepresentable_constants counted, one line each (function, name, kind, use)."""
+    counted = details.get("fp16_unrepresentable_constants")
+    if counted is None:
+        return []
+    if not counted:
+        return [
+            "fp16 constants counted as unrepresentable: none (coremltools' default rsqrt epsilon, 1e-12, "
+            "is listed in the hazard report and not counted)"
+        ]
+    return [
+        f"{c['function']}: [{c['kind']}] {c['constant']}: {c['detail']}; used by "
+        f"{', '.join(c['used_by']) or 'nothing'}"
+        for c in counted
+    ]
+
+
 def html_sections(report: dict) -> list[str]:
     decoder = (report.get("details") or {}).get("decoder")
     if not decoder:
@@ -97,6 +128,14 @@ def html_sections(report: dict) -> list[str]:
         f"<h3>Generated</h3><p>{escape(generation_summary(decoder))}</p>"
         f"<pre>{escape(_generated(decoder))}</pre>",
     ]
+    details = report.get("details") or {}
+    constants = constants_summary(details)
+    if constants:
+        parts.append(
+            "<h3>fp16 constants</h3><ul>" + "".join(f"<li>{escape(c)}</li>" for c in constants) + "</ul>"
+        )
+    if speed_summary(details):
+        parts.append(f"<h3>Tokens per second</h3><p>{escape(speed_summary(details))}</p>")
     per_function = (report.get("details") or {}).get("readiness_per_function") or {}
     if per_function:
         rows = "".join(
@@ -125,4 +164,10 @@ def markdown_sections(report: dict) -> list[str]:
         + ("identical to transformers" if first is None else f"first differ at new token {first}")
     )
     lines += ["", f"Generated: {generation_summary(decoder)}", "", "```", _generated(decoder), "```"]
+    details = report.get("details") or {}
+    constants = constants_summary(details)
+    if constants:
+        lines += ["", "### fp16 constants", "", *(f"- {c}" for c in constants)]
+    if speed_summary(details):
+        lines += ["", "### Tokens per second", "", speed_summary(details)]
     return lines

@@ -198,9 +198,12 @@ def _details(report: dict) -> list[str]:
         parts += compression_html(details["compression"])
     parts += decoder_sections.html_sections(report)
     if details.get("stages"):
-        stages = [(s["name"], f"{s['seconds']:.2f}") for s in details["stages"]]
-        total = ("total", f"{content.stage_seconds(report):.2f}")
-        parts += ["<h2>Stage timings</h2>", _table(("stage", "seconds"), [*stages, total])]
+        stages = [(s["name"], f"{s['seconds']:.2f}", content.stage_peak(s)) for s in details["stages"]]
+        total = ("total", f"{content.stage_seconds(report):.2f}", content.run_peak(report))
+        parts += ["<h2>Stage timings</h2>", _table(("stage", "seconds", "peak RSS (MB)"), [*stages, total])]
+        for line in (content.memory_line(report), content.cache_line(report)):
+            if line:
+                parts.append(f"<p>{escape(line)}</p>")
     if details.get("hazards_text"):
         parts += ["<h2>fp16 hazards</h2>", f"<pre>{escape(str(details['hazards_text']))}</pre>"]
     return parts

@@ -139,9 +139,12 @@ def _details(report: dict) -> list[str]:
         lines += _readiness(details["readiness"])
     lines += decoder_sections.markdown_sections(report)
     if details.get("stages"):
-        rows = [(_text(s["name"]), f"{s['seconds']:.2f}") for s in details["stages"]]
-        rows.append(("**total**", f"**{content.stage_seconds(report):.2f}**"))
-        lines += ["## Stage timings", "", *_table(("stage", "seconds"), rows)]
+        rows = [(_text(s["name"]), f"{s['seconds']:.2f}", content.stage_peak(s)) for s in details["stages"]]
+        rows.append(("**total**", f"**{content.stage_seconds(report):.2f}**", content.run_peak(report)))
+        lines += ["## Stage timings", "", *_table(("stage", "seconds", "peak RSS (MB)"), rows)]
+        for line in (content.memory_line(report), content.cache_line(report)):
+            if line:
+                lines += ["", line]
     if details.get("hazards_text"):
         lines += ["## fp16 hazards", "", *_fenced_block(str(details["hazards_text"]))]
     return lines

@@ -20,7 +20,11 @@ Schema version 1 (every key required unless marked optional)::
               (optional on reading; every writer adds it: see reports.provenance),
       "created": "<UTC time, ISO 8601>" (optional on reading; every writer adds it),
       "source": {"architecture": "<head class>", "checkpoint": "<directory>" | "seeded config",
-                 "seed": int, "inputs": "<where the inputs came from>"} (optional: ``run`` reports),
+                 "seed": int, "inputs": "<where the inputs came from>"} (optional: ``run`` reports;
+                 a causal LM's adds "model": {class, model_type, layers, hidden, heads, kv_heads,
+                 vocab}, "weights": {path, sha256, bytes[, files]} | null (seeded), "prompt": {source:
+                 "seed" | "--text" | "default text", tokens, prefill_len, context, new_tokens[, seed,
+                 text]}; its "seed" is null for a checkpoint read with its tokenizer),
       "passed": bool,
       "digest": "sha256:<hex>"
     }
