@@ -145,7 +145,10 @@ CASES = {
         "sensitivity distilbert --compress-config palettize:4 --seq-len 100000 --out {out}",
         ["--seq-len", "100000", "512"],
     ),
-    "sensitivity config": ("sensitivity distilbert --compress-config palettize:99 --out {out}", ["--compress-config", "99"]),
+    "sensitivity config": (
+        "sensitivity distilbert --compress-config palettize:99 --out {out}",
+        ["--compress-config", "99"],
+    ),
     "sensitivity examples": (
         "sensitivity distilbert --compress-config palettize:4 --examples 0 --out {out}",
         ["--examples"],
