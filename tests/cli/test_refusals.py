@@ -142,16 +142,19 @@ CASES = {
         ["{bad_config}", "torch_parity_psnr_db"],
     ),
     "sensitivity seq-len": (
-        "sensitivity distilbert --config palettize:4 --seq-len 100000 --out {out}",
+        "sensitivity distilbert --compress-config palettize:4 --seq-len 100000 --out {out}",
         ["--seq-len", "100000", "512"],
     ),
-    "sensitivity config": ("sensitivity distilbert --config palettize:99 --out {out}", ["--config", "99"]),
+    "sensitivity config": (
+        "sensitivity distilbert --compress-config palettize:99 --out {out}",
+        ["--compress-config", "99"],
+    ),
     "sensitivity examples": (
-        "sensitivity distilbert --config palettize:4 --examples 0 --out {out}",
+        "sensitivity distilbert --compress-config palettize:4 --examples 0 --out {out}",
         ["--examples"],
     ),
     "sensitivity weights": (
-        "sensitivity --weights {llama} --config palettize:4 --out {out}",
+        "sensitivity --weights {llama} --compress-config palettize:4 --out {out}",
         ["--weights", "{llama}", "decoder"],
     ),
     "gate report not JSON": ("gate {bad_report}", ["report", "{bad_report}", "not valid JSON"]),

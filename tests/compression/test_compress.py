@@ -21,6 +21,7 @@ from verification.compression.weights import dense_values, size_summary, weights
 from verification.coreml import convert
 from verification.mil import MILExecutor
 from verification.mil.kernels import KERNELS
+from verification.release import gate_config
 
 NAMES = ["input_ids", "attention_mask"]
 # gather (the 97-row embedding) cannot be cut into groups of 16 rows: grouped forms leave it out
@@ -73,10 +74,40 @@ def test_every_form_decodes_like_coremltools_and_keeps_its_size(tiny, text):
     assert after.stored_bytes < before.stored_bytes and after.program_bytes < before.program_bytes
 
 
-@pytest.mark.parametrize("text", ["quantize:int8", "palettize:2", "prune:0.5+quantize:int8"])
+@pytest.mark.parametrize(
+    "text", ["prune:0.75", "prune:0.75+palettize:4:mode=uniform", "prune:0.75+quantize:int8"]
+)
+def test_a_pruned_weight_stores_the_bits_its_config_promises(tiny, text):
+    """Value comparison of the nominal bits (what the bits gate allows) with what coremltools stores: at
+    75% sparsity the kept share (25%) and the pruned one differ, so counting the wrong one shows."""
+    compressed = _compressed(tiny[3], text)
+    pruned = [w for w in weights(compressed) if w.form != "dense"]
+    stored = sum(w.stored_bits for w in pruned) / sum(w.count for w in pruned)
+    nominal = parse_config(text).nominal_bits
+    assert nominal * 0.9 <= stored <= nominal * thresholds.COMPRESSION_BITS_OVERHEAD_MAX, (
+        f"{text}: stored {stored:.3f} bits per weight, nominal {nominal:.3f} (over {len(pruned)} weights)"
+    )
+
+
+_THREE_WAY: dict = {}
+
+
+def _three_way(tiny, text):
+    """three_way of the tiny classifier at ``text``, once per session and config."""
+    key = (id(tiny[3]), text)
+    if key not in _THREE_WAY:
+        model, inputs, names, mlmodel = tiny
+        _THREE_WAY[key] = three_way(model, inputs, names, mlmodel, _compressed(mlmodel, text))
+    return _THREE_WAY[key]
+
+
+HONEST = ["quantize:int8", "palettize:2", "prune:0.5+quantize:int8"]
+
+
+@pytest.mark.parametrize("text", HONEST)
 def test_three_way_separates_compression_loss_from_conversion_loss(tiny, text):
     model, inputs, names, mlmodel = tiny
-    result = three_way(model, inputs, names, mlmodel, _compressed(mlmodel, text))
+    result = _three_way(tiny, text)
     assert result.unmatched == 0 and result.mapped == len(weights(mlmodel))
     assert result.mapped_by_scope >= result.mapped - 2  # the query projections' scope names the attention
     # the program on compressed weights loses what a program loses: conversion and fp16 only
@@ -127,6 +158,45 @@ def test_planted_kernel_defects_fail_the_end_to_end_gate(tiny, tmp_path, monkeyp
     assert not broken.compressed_vs_torch.psnr_db >= honest.compressed_vs_torch.psnr_db - 10
     # the fake-compressed torch model reads coremltools' own decoding: untouched by the defect
     assert abs(broken.fake_vs_torch.psnr_db - honest.fake_vs_torch.psnr_db) < 1e-6
+
+
+def test_the_program_vs_fake_floor_sits_just_below_honest_programs(tiny):
+    """The floor is what an fp16 program does against torch (55 dB, thresholds.COREML_FP16_RANDOM_PSNR_DB):
+    every honest compressed program clears it, and a floor far below the worst of them (0, say) would let
+    a decoding error through."""
+    floor = thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB
+    honest = {text: _three_way(tiny, text).compressed_vs_fake_psnr_db for text in HONEST}
+    worst = min(honest.values())
+    assert floor <= worst and floor >= worst - 15.0, f"floor {floor} dB; honest programs: {honest}"
+    assert floor == thresholds.COREML_FP16_RANDOM_PSNR_DB, (floor, thresholds.COREML_FP16_RANDOM_PSNR_DB)
+    assert gate_config.CHECKS["compression_program_vs_fake_psnr_db"] == (gate_config.AT_LEAST, floor)
+
+
+def scale_three_percent_high(original):
+    """PLANTED: every dequantization scale 3% too large (a subtle decoding error, no NaN, no overflow)."""
+
+    def kernel(data, scale, offset=None):
+        return original(data, scale * 1.03, offset)
+
+    return functools.update_wrapper(kernel, original)
+
+
+def test_a_subtle_decoding_error_fails_the_program_vs_fake_gate(tiny, monkeypatch):
+    """The gate, judged as ``ane-verify run`` judges it (default threshold, its direction), fails a program
+    whose weights decode 3% off, which still lands far above 0 dB: the floor's value is what catches it."""
+    model, inputs, names, mlmodel = tiny
+    compressed = _compressed(mlmodel, "quantize:int8")
+    monkeypatch.setitem(
+        KERNELS,
+        "constexpr_blockwise_shift_scale",
+        scale_three_percent_high(KERNELS["constexpr_blockwise_shift_scale"]),
+    )
+    broken = three_way(model, inputs, names, mlmodel, compressed).compressed_vs_fake_psnr_db
+    honest = _three_way(tiny, "quantize:int8").compressed_vs_fake_psnr_db
+    check = {"name": "compression_program_vs_fake_psnr_db", "value": broken, "measured": True}
+    verdict = gate_config.evaluate(check, gate_config.default_threshold(check["name"]))
+    assert 10.0 < broken < honest - 10.0, f"planted 3% scale: {broken:.1f} dB, honest {honest:.1f} dB"
+    assert verdict["passed"] is False, f"planted 3% scale: {broken:.1f} dB passed {verdict['threshold']} dB"
 
 
 def test_recipes_per_layer_and_op_type(tiny, tmp_path):

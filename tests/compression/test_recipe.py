@@ -16,6 +16,7 @@ from verification.compression.recipe import (
     load_recipe,
     parse_compress,
     parse_config,
+    recipe_toml,
 )
 
 
@@ -41,10 +42,23 @@ def test_every_contract_form_parses_and_prints_back(text, expected, target):
     assert config.minimum_target == target
 
 
-def test_nominal_bits():
-    assert parse_config("quantize:int8").nominal_bits == 8
-    assert parse_config("palettize:3").nominal_bits == 3
-    assert parse_config("prune:0.5").nominal_bits == 16 * 0.5 + 1  # half the fp16 values and a bit mask
+@pytest.mark.parametrize(
+    "text,bits",
+    [
+        ("quantize:int8", 8),
+        ("palettize:3", 3),
+        ("quantize:int4:block=32", 4 + 16 / 32),  # an fp16 scale per block of 32
+        ("prune:0.5", 16 * 0.5 + 1),  # half the fp16 values and a bit mask
+        # 0.75: the kept share (0.25) and the pruned one differ, so counting the wrong one shows
+        ("prune:0.75", 16 * 0.25 + 1),
+        ("prune:0.75+palettize:4", 4 * 0.25 + 1),
+        ("prune:0.75+quantize:int8", 8 * 0.25 + 2),  # the mask is stored twice (docs/compression.md)
+        ("none", 16),
+    ],
+)
+def test_nominal_bits(text, bits):
+    got = parse_config(text).nominal_bits
+    assert got == pytest.approx(bits), f"{text}: nominal {got} bits per weight, expected {bits}"
     assert NONE.nominal_bits == 16 and parse_config("none").is_none
 
 
@@ -103,6 +117,37 @@ def test_recipe_files(tmp_path):
     assert recipe.config_for("gather_0", "gather") is NONE or recipe.config_for("gather_0", "gather").is_none
     assert recipe.minimum_target == "iOS16"
     assert Recipe(parse_config("palettize:4")).with_layers({"x": NONE}).layers == {"x": NONE}
+
+
+def test_a_module_path_covers_the_weights_under_it_and_the_most_specific_wins():
+    recipe = Recipe(
+        parse_config("palettize:4"),
+        layers={
+            "backbone.layers.1": parse_config("palettize:8"),
+            "backbone.layers.1.ffn.fc1": NONE,
+            "op_7": parse_config("quantize:int8"),
+        },
+    )
+    assert recipe.config_for("a", "conv", "backbone.layers.1.self_attn.q_proj").text() == "palettize:8"
+    assert recipe.config_for("b", "conv", "backbone.layers.1.ffn.fc1").is_none
+    assert recipe.config_for("c", "conv", "backbone.layers.10.ffn.fc1").text() == "palettize:4"  # not 1
+    assert recipe.config_for("op_7", "conv", "backbone.layers.1.ffn.fc1").text() == "quantize:int8"
+    assert recipe.config_for("d", "conv", None).text() == "palettize:4"
+
+
+def test_a_written_recipe_reads_back_to_the_same_recipe(tmp_path):
+    recipe = Recipe(
+        parse_config("palettize:4:mode=uniform"),
+        {"gather": NONE},
+        {"backbone.layers.0.self_attn.q_proj": parse_config("palettize:8"), 'odd "name"': NONE},
+    )
+    path = tmp_path / "mixed_recipe.toml"
+    path.write_text(
+        recipe_toml(recipe, "written by a test\nsecond line", {"backbone.layers.0.self_attn.q_proj": "x"})
+    )
+    back = load_recipe(path)
+    assert (back.default, back.op_types, back.layers) == (recipe.default, recipe.op_types, recipe.layers)
+    assert path.read_text().startswith("# written by a test\n# second line\n[compression]")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import torch
 from verification.compression.apply import compress_ops
 from verification.compression.compare import _comparable
 from verification.compression.recipe import parse_config
-from verification.compression.sensitivity import layer_sensitivity
+from verification.compression.sensitivity import LayerCost, Sensitivity, layer_sensitivity
 from verification.metrics import psnr
 from verification.mil import MILExecutor
 
@@ -29,9 +29,15 @@ def test_swapped_weights_measure_what_a_real_one_layer_compression_measures(tiny
     model, inputs, _, mlmodel = tiny
     feeds, references, reals = _inputs(model, inputs[:2])
     config = parse_config("palettize:3:mode=uniform")
-    result = layer_sensitivity(mlmodel, config, feeds, references, real_masks=reals, target_psnr_db=40.0)
+    result = layer_sensitivity(
+        mlmodel, config, feeds, references, real_masks=reals, target_psnr_db=40.0, model=model
+    )
     costs = [c.cost_db for c in result.layers]
     assert costs == sorted(costs, reverse=True)
+    modules = dict(model.named_modules())
+    names = [c.layer for c in result.layers]
+    assert all(n in modules for n in names) and "backbone.layers.1.self_attn.q_proj" in names, names
+    assert all(c.vs_program_db > c.psnr_db - 1.0 for c in result.layers), result.layers
     assert result.baseline_psnr_db > result.all_compressed_psnr_db
     for layer in (result.layers[0], result.layers[-1]):
         real = compress_ops(mlmodel, {op: config for op in layer.ops})
@@ -54,3 +60,17 @@ def test_swapped_weights_measure_what_a_real_one_layer_compression_measures(tiny
     tried = dict(mixed.probes)
     if k > 0 and k - 1 in tried:
         assert tried[k - 1] < 40.0  # one layer fewer misses the target: greedy's frontier
+
+
+def test_a_negative_cost_is_explained_with_the_numbers():
+    layers = [
+        LayerCost("backbone.layers.0.ffn.fc1", ["a"], 8192, 40.0, 20.0, 40.1),
+        LayerCost("backbone.layers.4.self_attn.q_proj", ["b"], 4096, 65.21, -5.21, 58.3),
+    ]
+    result = Sensitivity("palettize:4", 60.0, 39.0, layers, 1.0, inputs=2, values=4)
+    note = result.noise_note
+    assert note is not None and note == result.to_dict()["noise_note"]
+    for text in ("1 of 2 layers", "-5.21 dB", "backbone.layers.4.self_attn.q_proj", "58.3 dB", "60.0 dB"):
+        assert text in note, (text, note)
+    assert "2 inputs (4 output values)" in note and "--examples" in note
+    assert Sensitivity("palettize:4", 60.0, 39.0, layers[:1], 1.0).noise_note is None

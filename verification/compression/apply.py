@@ -18,7 +18,7 @@ import coremltools.optimize.coreml as cto
 
 from ..coreml.scopes import op_modules
 from ..mil.program import load_program
-from .recipe import NONE, TARGETS, Config, Recipe, RecipeError, check_target
+from .recipe import NONE, TARGETS, Config, Recipe, RecipeError, check_target, covers
 from .weights import WEIGHT_THRESHOLD, Weight, producers, weights
 
 # MLModel specification version -> the newest deployment target it implies (Core ML's spec versions)
@@ -64,19 +64,22 @@ def check_weight(config: Config, weight: Weight, where: str) -> None:
 
 
 def plan(program_or_model, recipe: Recipe, modules: dict | None = None) -> dict[str, Config]:
-    """op name -> the config each weight-carrying op gets (``none`` ones left out). Raises ``RecipeError``
-    for a recipe layer no op or torch module path of the program carries, or a size that does not divide."""
+    """op name -> the config each weight-carrying op gets (``none`` ones left out). ``modules``: op name ->
+    module path of its weight (``layers.weight_layers``; default: the ops' torch scopes). Raises
+    ``RecipeError`` for a recipe layer that names no weight (as a MIL op name or a module path covering
+    one), or a size that does not divide."""
     program = load_program(program_or_model)
     if modules is None:
         modules = op_modules(program_or_model) if isinstance(program_or_model, ct.models.MLModel) else {}
     found = weights(program)
-    known: set[str] = {w.op for w in found} | {str(modules[w.op]) for w in found if modules.get(w.op)}
-    missing = [name for name in recipe.layers if name not in known]
+    paths = sorted({str(modules[w.op]) for w in found if modules.get(w.op)})
+    ops = {w.op for w in found}
+    missing = [name for name in recipe.layers if name not in ops and not any(covers(name, p) for p in paths)]
     if missing:
-        close = difflib.get_close_matches(missing[0], sorted(known), n=3)
+        close = difflib.get_close_matches(missing[0], paths + sorted(ops), n=3)
         raise RecipeError(
             f"recipe layer {missing[0]!r}: the model has no such layer (weights over {WEIGHT_THRESHOLD} "
-            f"elements, by torch module path or MIL op name); closest: {close or sorted(known)[:3]}"
+            f"elements, by torch module path or MIL op name); closest: {close or paths[:3]}"
         )
     chosen = {}
     for weight in found:
@@ -163,11 +166,12 @@ def compress_ops(mlmodel, configs: dict[str, Config]):
     return model
 
 
-def compress(mlmodel, recipe: Recipe):
-    """``mlmodel`` (a converted ML Program) compressed as ``recipe`` says. Everything is checked first:
-    a form the model's deployment target cannot hold, a layer it lacks, a size that does not divide."""
+def compress(mlmodel, recipe: Recipe, modules: dict | None = None):
+    """``mlmodel`` (a converted ML Program) compressed as ``recipe`` says (``modules``: as for ``plan``).
+    Everything is checked first: a form the model's deployment target cannot hold, a layer it lacks, a
+    size that does not divide."""
     check_target(recipe, target_of(mlmodel))
-    configs = plan(mlmodel, recipe)
+    configs = plan(mlmodel, recipe, modules)
     if not configs:
         raise RecipeError(
             f"--compress {recipe.source}: no weight of the model gets a compression (weights with at least "

@@ -51,14 +51,17 @@ def _scale_between(weight: np.ndarray, parameter: np.ndarray) -> float | None:
     return scale if float(np.abs(w - scale * p).max()) <= tolerance and scale != 0.0 else None
 
 
-def map_weights(model: torch.nn.Module, uncompressed, compressed) -> WeightMapping:
+def map_weights(
+    model: torch.nn.Module, uncompressed, compressed, *, include_dense: bool = False
+) -> WeightMapping:
     """Map each weight of the compressed program to a parameter of ``model``.
 
     First by the torch scope coremltools carries to the op (verification.coreml.scopes: the module path),
     taking that module's parameter whose fp16 values equal the uncompressed program's weight; else by
     content alone, over every parameter (a scope can name a parent module, e.g. an attention block for
     its projections), then as a scaled copy of a parameter of its scope (see ``_scale_between``). A weight
-    with no such parameter is listed as unmatched, and stays as it is in the fake-compressed model."""
+    with no such parameter is listed as unmatched, and stays as it is in the fake-compressed model.
+    Weights the compression left dense are skipped unless ``include_dense`` (to name every weight)."""
     dense = dense_values(uncompressed)
     modules = op_modules(compressed)
     parameters = dict(model.named_parameters())
@@ -69,7 +72,7 @@ def map_weights(model: torch.nn.Module, uncompressed, compressed) -> WeightMappi
     mapping = WeightMapping()
     for weight in weights(compressed):
         key = (weight.op, weight.input)
-        if weight.form == "dense" or key not in dense:
+        if (weight.form == "dense" and not include_dense) or key not in dense:
             continue
         target = _fp16_key(dense[key])
         path = modules.get(weight.op)

@@ -14,8 +14,8 @@ A config is written ``KIND:VALUE[:key=value ...]``, joint forms with ``+``:
 ``none``                        left as it is (fp16)
 ==============================  =====================================================================
 
-A ``Recipe`` gives a default config and overrides per MIL op type or per layer (a torch module path or
-a MIL op name). As TOML (``recipe=FILE`` on the command line)::
+A ``Recipe`` gives a default config and overrides per MIL op type or per layer (a torch module path,
+covering every weight under it, or a MIL op name). As TOML (``recipe=FILE`` on the command line)::
 
     [compression]
     default = "palettize:4"
@@ -27,6 +27,7 @@ a MIL op name). As TOML (``recipe=FILE`` on the command line)::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -224,10 +225,25 @@ def parse_config(text: str, option: str = "--compress") -> Config:
     return config
 
 
+def covers(layer: str, path: str | None) -> bool:
+    """Whether the recipe layer ``layer`` (a module path) names the weight whose module path is ``path``:
+    the module itself or one under it."""
+    return path is not None and (path == layer or path.startswith(layer + "."))
+
+
+def most_specific(names, op: str, path: str | None) -> str | None:
+    """The recipe layer among ``names`` that names this weight: its MIL op name, else the longest module
+    path covering ``path``; None if none does."""
+    if op in names:
+        return op
+    return max((name for name in names if covers(name, path)), key=len, default=None)
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """Which weights get which config: ``layers`` (torch module path or MIL op name) over ``op_types``
-    (MIL op types: conv, linear, matmul, gather) over ``default``."""
+    """Which weights get which config: ``layers`` over ``op_types`` (MIL op types: conv, linear, matmul,
+    gather) over ``default``. A layer is a MIL op name or a torch module path, which covers every weight
+    under that module (``backbone.layers.4`` a whole encoder layer); the most specific layer wins."""
 
     default: Config = NONE
     op_types: dict = field(default_factory=dict)
@@ -235,9 +251,9 @@ class Recipe:
     source: str = ""  # how it was given: the --compress text or the recipe file
 
     def config_for(self, op_name: str, op_type: str, module_path: str | None = None) -> Config:
-        for key in (op_name, module_path):
-            if key is not None and key in self.layers:
-                return self.layers[key]
+        layer = most_specific(self.layers, op_name, module_path)
+        if layer is not None:
+            return self.layers[layer]
         return self.op_types.get(op_type, self.default)
 
     @property
@@ -259,6 +275,25 @@ class Recipe:
 
     def with_layers(self, layers: dict) -> Recipe:
         return replace(self, layers={**self.layers, **layers})
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text)  # a TOML basic string: JSON's escapes are TOML's
+
+
+def recipe_toml(recipe: Recipe, header: str = "", notes: dict | None = None) -> str:
+    """The recipe as a file ``load_recipe`` reads back to the same recipe; ``header``: comment lines on
+    top, ``notes``: layer -> a comment after its line."""
+    notes = notes or {}
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines += ["[compression]", f"default = {_quoted(recipe.default.text())}"]
+    for table, entries in (("op_types", recipe.op_types), ("layers", recipe.layers)):
+        if entries:
+            lines += ["", f"[compression.{table}]"]
+        for name, config in entries.items():
+            note = f"  # {notes[name]}" if name in notes else ""
+            lines.append(f"{_quoted(name)} = {_quoted(config.text())}{note}")
+    return "\n".join(lines) + "\n"
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -9,8 +9,15 @@ layer's cost is the dB its compression alone takes from the program's PSNR again
 The mixed-bit search is greedy over that ranking (as ml-stable-diffusion's mixed-bit pre-analysis is):
 the k most costly layers get a fallback config (8 bits of the same kind by default, or none), the others
 the config; k is the smallest count whose swapped-in run meets the target (a bisection, which assumes
-the PSNR grows with k; each probe is one run). The chosen recipe is then compressed for real by
-coremltools and run, and that measured PSNR is the one reported.
+the PSNR grows with k; each probe is one run). The chosen recipe names its layers by torch module path
+(``layers.weight_layers``), as ``ane-verify run --compress recipe=FILE`` reads them; it is then compressed
+for real by coremltools exactly as ``run`` would plan it, and that measured PSNR is the one reported.
+
+A cost is a difference of two PSNRs against torch, each measured on a few inputs: where a layer's
+compression error is not far above the fp16 program's own error, the two partly cancel or add by chance,
+and the cost can come out below zero. Each layer therefore also carries the PSNR of its swapped-in
+program against the uncompressed program (the compression's effect alone, never confounded with fp16),
+and the result says which costs are below zero and why (``noise_note``).
 """
 
 from __future__ import annotations
@@ -20,22 +27,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..coreml.scopes import op_modules
 from ..metrics import psnr
 from ..mil import MILExecutor
-from .apply import check_weight, compress_ops
+from .apply import check_weight, compress_ops, plan
 from .compare import _comparable
-from .recipe import NONE, Config, Palettize, Quantize, Recipe
+from .layers import weight_layers
+from .recipe import NONE, Config, Palettize, Quantize, Recipe, covers
 from .weights import dense_values, weights
 
 
 @dataclass
 class LayerCost:
-    layer: str  # torch module path (or MIL op names) of the group
+    layer: str  # torch module path of the group (a MIL op name where the origin is unknown)
     ops: list  # MIL op names in the group
     elements: int
     psnr_db: float  # the program with only this group compressed, vs torch fp32
     cost_db: float  # uncompressed program's PSNR minus psnr_db
+    vs_program_db: float = float("inf")  # the same program vs the uncompressed program
 
     def to_dict(self) -> dict:
         return {
@@ -44,6 +52,7 @@ class LayerCost:
             "elements": self.elements,
             "psnr_db": round(self.psnr_db, 2),
             "cost_db": round(self.cost_db, 2),
+            "psnr_vs_uncompressed_program_db": round(self.vs_program_db, 2),
         }
 
 
@@ -60,6 +69,7 @@ class MixedBitResult:
     all_fallback_bytes: float
     met: bool
     probes: list = field(default_factory=list)  # (k, psnr) tried
+    layer_configs: dict = field(default_factory=dict)  # every ranked layer -> the config it gets
 
     def to_dict(self) -> dict:
         return {
@@ -74,6 +84,7 @@ class MixedBitResult:
             "all_fallback_bytes": int(self.all_fallback_bytes),
             "met": self.met,
             "probes": [[k, round(v, 2)] for k, v in self.probes],
+            "layer_configs": self.layer_configs,
         }
 
 
@@ -85,13 +96,36 @@ class Sensitivity:
     layers: list  # LayerCost, most costly first
     seconds: float
     mixed: MixedBitResult | None = None
+    inputs: int = 0  # how many inputs every PSNR is measured over
+    values: int = 0  # output values compared per PSNR (over those inputs, real tokens only)
+
+    @property
+    def noise_note(self) -> str | None:
+        """Why some costs are below zero, or None when none is."""
+        negative = [c for c in self.layers if c.cost_db < 0]
+        if not negative:
+            return None
+        low = min(negative, key=lambda c: c.cost_db)
+        return (
+            f"{len(negative)} of {len(self.layers)} layers cost less than 0 dB (down to "
+            f"{low.cost_db:.2f} dB, {low.layer}): compressing one alone moved the output closer to "
+            "torch by chance. Its error "
+            f"({low.vs_program_db:.1f} dB from the uncompressed program) is not far above the fp16 "
+            f"program's own ({self.baseline_psnr_db:.1f} dB from torch), and on {self.inputs} inputs "
+            f"({self.values} output values) the two partly cancel: costs of that size, either sign, are "
+            "noise. Measure on more inputs (--examples) to separate them; the column against the "
+            "uncompressed program ranks the compression's own effect."
+        )
 
     def to_dict(self) -> dict:
         return {
             "config": self.config,
             "baseline_psnr_db": round(self.baseline_psnr_db, 2),
             "all_compressed_psnr_db": round(self.all_compressed_psnr_db, 2),
+            "inputs": self.inputs,
+            "output_values": self.values,
             "layers": [c.to_dict() for c in self.layers],
+            "noise_note": self.noise_note,
             "seconds": round(self.seconds, 1),
             "mixed_bit": None if self.mixed is None else self.mixed.to_dict(),
         }
@@ -124,22 +158,31 @@ class _Runner:
         self.executor = MILExecutor(mlmodel)
         self.output = self.executor.output_names[0]
         self.feeds, self.reals = feeds, reals
-        self.reference = np.concatenate(
-            [_comparable(r, m).reshape(-1) for r, m in zip(reference, reals, strict=True)]
-        )
+        self.reference = self._flat(reference)
         self.var_of = {}
         for op in self.executor.function.operations:
             for name, var in op.inputs.items():
                 if not isinstance(var, (list, tuple)):
                     self.var_of[(op.name, name)] = var.name
+        self.program = self._outputs({})  # the uncompressed program's own outputs
 
-    def psnr(self, values: dict) -> float:
-        with self.executor.replaced_constants({self.var_of[k]: v for k, v in values.items()}):
-            outputs = [self.executor.run(feed)[self.output].astype(np.float32) for feed in self.feeds]
-        got = np.concatenate(
+    def _flat(self, outputs) -> np.ndarray:
+        return np.concatenate(
             [_comparable(o, m).reshape(-1) for o, m in zip(outputs, self.reals, strict=True)]
         )
-        return psnr(self.reference, got)
+
+    def _outputs(self, values: dict) -> np.ndarray:
+        with self.executor.replaced_constants({self.var_of[k]: v for k, v in values.items()}):
+            outputs = [self.executor.run(feed)[self.output].astype(np.float32) for feed in self.feeds]
+        return self._flat(outputs)
+
+    def psnr(self, values: dict) -> float:
+        return psnr(self.reference, self._outputs(values))
+
+    def both(self, values: dict) -> tuple[float, float]:
+        """(PSNR vs torch fp32, PSNR vs the uncompressed program)."""
+        got = self._outputs(values)
+        return psnr(self.reference, got), psnr(self.program, got)
 
 
 def layer_sensitivity(
@@ -152,17 +195,19 @@ def layer_sensitivity(
     by: str = "weight",
     target_psnr_db: float | None = None,
     fallback: Config | None = None,
+    model=None,
 ) -> Sensitivity:
     """Rank the weights (``by="weight"``) or encoder layers (``by="layer"``) of ``mlmodel`` (an uncompressed
     converted program) by the dB compressing them alone at ``config`` costs; with ``target_psnr_db``, also
     search a mixed recipe (see the module docstring). ``reference``: torch fp32 outputs (first output) for
-    ``feeds``, the program's input dictionaries."""
+    ``feeds``, the program's input dictionaries; ``model``: the torch model it was converted from, to name
+    each weight after its parameter's module (see ``layers.weight_layers``)."""
     start = time.perf_counter()
     reals = list(real_masks) if real_masks is not None else [None] * len(feeds)
-    modules = op_modules(mlmodel)
+    modules = weight_layers(mlmodel, model)
     found = [w for w in weights(mlmodel)]
     for weight in found:
-        check_weight(config, weight, "--config")
+        check_weight(config, weight, "--compress-config")
     configs = {w.op: config for w in found}
     compressed = compress_ops(mlmodel, configs)
     values = dense_values(compressed)
@@ -173,7 +218,7 @@ def layer_sensitivity(
     groups: dict[str, list] = {}
     for weight in found:
         groups.setdefault(_layer_of(modules.get(weight.op), weight.op, by), []).append(weight)
-    if by == "weight":  # a scope can be shared (a query projection carries its attention's): name the op
+    if by == "weight":  # two weights with one module path (no torch model to tell them apart): name the op
         groups = {
             (f"{label} [{w.op}]" if len(members) > 1 else label): [w]
             for label, members in groups.items()
@@ -181,12 +226,20 @@ def layer_sensitivity(
         }
     costs = []
     for name, members in groups.items():
-        value = runner.psnr({(w.op, w.input): values[(w.op, w.input)] for w in members})
+        value, vs_program = runner.both({(w.op, w.input): values[(w.op, w.input)] for w in members})
         costs.append(
-            LayerCost(name, [w.op for w in members], sum(w.count for w in members), value, baseline - value)
+            LayerCost(
+                name,
+                [w.op for w in members],
+                sum(w.count for w in members),
+                value,
+                baseline - value,
+                vs_program,
+            )
         )
     costs.sort(key=lambda c: -c.cost_db)
     result = Sensitivity(config.text(), baseline, everything, costs, 0.0)
+    result.inputs, result.values = len(feeds), int(runner.reference.size)
     if target_psnr_db is not None:
         result.mixed = _mixed_bit(
             mlmodel,
@@ -201,6 +254,13 @@ def layer_sensitivity(
         )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def recipe_names(cost: LayerCost, modules: dict) -> list[str]:
+    """How a recipe names the group: its module path where that covers exactly the group's weights
+    (``backbone.layers.4``, ``...ffn.fc1``), else its MIL op names."""
+    inside = {op for op, path in modules.items() if covers(cost.layer, path)}
+    return [cost.layer] if inside == set(cost.ops) else list(cost.ops)
 
 
 def _stored_bits(model) -> dict:
@@ -254,12 +314,18 @@ def _mixed_bit(mlmodel, config, fallback, costs, runner, values, compressed, tar
     if predicted is None:
         predicted = measure(k)
     promoted = [c.layer for c in costs[:k]]
-    layers = {op: fallback for ops in ops_of[:k] for op in ops}
     recipe = Recipe(
-        config, {}, layers, source=f"mixed-bit search: {config.text()}, fallback {fallback.text()}"
+        config,
+        {},
+        {name: fallback for cost in costs[:k] for name in recipe_names(cost, modules)},
+        source=f"mixed-bit search: {config.text()}, fallback {fallback.text()}",
     )
-    per_op = {op: (fallback if op in layers else config) for op in keys}
-    real = compress_ops(mlmodel, {op: c for op, c in per_op.items() if not c.is_none})
+    per_op = plan(mlmodel, recipe, modules)  # what ane-verify run --compress recipe=FILE will compress
+    layers = {op for ops in ops_of[:k] for op in ops}
+    searched = {op: fallback if op in layers else config for op in keys}
+    if per_op != {op: c for op, c in searched.items() if not c.is_none}:
+        raise RuntimeError(f"mixed-bit search: the recipe {recipe.to_dict()} does not plan what was searched")
+    real = compress_ops(mlmodel, per_op)
     plain_program = MILExecutor(real)
     outputs = [plain_program.run(feed)[runner.output].astype(np.float32) for feed in runner.feeds]
     got = np.concatenate([_comparable(o, m).reshape(-1) for o, m in zip(outputs, runner.reals, strict=True)])
@@ -277,4 +343,5 @@ def _mixed_bit(mlmodel, config, fallback, costs, runner, values, compressed, tar
         all_fallback_bytes=sum(fallback_bits.values()) / 8,
         met=measured >= target,
         probes=probes,
+        layer_configs={c.layer: (fallback if i < k else config).text() for i, c in enumerate(costs)},
     )

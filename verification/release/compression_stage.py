@@ -15,6 +15,7 @@ import torch
 from .. import thresholds
 from ..compression.apply import compress, plan
 from ..compression.compare import three_way
+from ..compression.layers import weight_layers
 from ..compression.readiness import ane_support
 from ..compression.recipe import Recipe, RecipeError
 from ..compression.weights import WEIGHT_THRESHOLD, size_summary, weights
@@ -81,7 +82,15 @@ def comparison_examples(ctx: Context) -> list[tuple]:
 
 
 def _judged(name: str, metric: str, value, default: float, ctx: Context) -> dict:
-    threshold = ctx.options.overrides.get(name, default)
+    """A compression check judged like every other (``context.judged_check``): the user's threshold with
+    the file or flag it came from, else ``default``, the value ``verification.thresholds`` gives for
+    this recipe, with source "default"."""
+    overrides = ctx.options.overrides
+    if name in overrides:
+        threshold = overrides[name]
+        source = overrides.source(name) if isinstance(overrides, gate_config.Thresholds) else "RunOptions"
+    else:
+        threshold, source = default, gate_config.DEFAULT_SOURCE
     raw = {
         "name": name,
         "metric": metric,
@@ -90,10 +99,17 @@ def _judged(name: str, metric: str, value, default: float, ctx: Context) -> dict
         "passed": None,
         "measured": True,
     }
-    judged = gate_config.evaluate(raw, threshold, strict=ctx.options.strict)
+    judged = gate_config.evaluate(raw, threshold, strict=ctx.options.strict, source=source)
     if isinstance(value, float) and not math.isfinite(value):
         judged["value"] = str(value)
     return judged
+
+
+def _psnr_bar(bits: float) -> str:
+    """Where the default compression_psnr_db bar comes from (verification.thresholds)."""
+    if bits >= 8:
+        return "bar: Core AI's published > 55 dB for 8-bit weights"
+    return f"bar: Core AI's published >= 35 dB for 4-bit weights ({bits:.2f} nominal bits; none lower)"
 
 
 def _compressed_bits_per_weight(compressed, configs: dict) -> float:
@@ -116,8 +132,9 @@ def compression(ctx: Context) -> None:
     if recipe is None:
         return
     mlmodel = load(ctx.package)
-    configs = plan(mlmodel, recipe)
-    compressed = compress(mlmodel, recipe)
+    layers = weight_layers(mlmodel, ctx.pair.optimized)  # the query projection as q_proj
+    configs = plan(mlmodel, recipe, layers)
+    compressed = compress(mlmodel, recipe, layers)
     path = save(compressed, ctx.staging / f"{ctx.package.stem}_compressed.mlpackage")
     ctx.artifacts["compressed_mlpackage"] = path.name
     examples = comparison_examples(ctx)
@@ -129,7 +146,8 @@ def compression(ctx: Context) -> None:
     ctx.checks.append(
         _judged(
             "compression_psnr_db",
-            f"PSNR (dB) of the compressed program's first output vs torch fp32 ({recipe_text})",
+            f"PSNR (dB) of the compressed program's first output vs torch fp32 ({recipe_text}; "
+            f"{_psnr_bar(bits)})",
             result.compressed_vs_torch.psnr_db,
             thresholds.compression_psnr_threshold(bits),
             ctx,
@@ -138,7 +156,8 @@ def compression(ctx: Context) -> None:
     ctx.checks.append(
         _judged(
             "compression_program_vs_fake_psnr_db",
-            "PSNR (dB): compressed program vs the torch model holding its dequantized weights",
+            "PSNR (dB): compressed program vs the torch model holding its dequantized weights (bar: what "
+            "an fp16 program does against torch)",
             result.compressed_vs_fake_psnr_db,
             thresholds.COMPRESSION_PROGRAM_VS_FAKE_PSNR_DB,
             ctx,

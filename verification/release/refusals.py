@@ -119,10 +119,12 @@ def check_run(args) -> RunCheck:
 
 
 def check_sensitivity(args) -> tuple:
-    """``sensitivity``'s options: the parsed ``--config`` and ``--fallback``."""
+    """``sensitivity``'s options: the parsed ``--compress-config`` (or its deprecated ``--config``) and
+    ``--fallback``."""
     from ..compression.recipe import parse_config
+    from .sensitivity_command import compression_config_text
 
-    config = parse_config(args.config, "--config")
+    config = parse_config(compression_config_text(args), "--compress-config")
     fallback = parse_config(args.fallback, "--fallback") if args.fallback else None
     if args.examples < 1:
         raise ModelInputError(f"--examples: expected a positive count, got {args.examples}")

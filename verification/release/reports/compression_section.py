@@ -51,12 +51,16 @@ def _side(side: dict) -> tuple:
 
 
 def sensitivity_html(result: dict, top: int = 40) -> list[str]:
-    """The ranking as a bar plot of the dB each layer's compression costs, and the mixed-bit result."""
+    """The ranking as a bar plot of the dB each layer's compression costs and as a table (with the config
+    the mixed-bit recipe gives each layer), why a cost is below zero, and the mixed-bit result."""
     layers = result["layers"][:top]
+    mixed = result.get("mixed_bit") or {}
+    chosen = mixed.get("layer_configs", {})
     parts = [
         f"<h2>Per-layer sensitivity at {escape(result['config'])}</h2>",
         f"<p>uncompressed program {result['baseline_psnr_db']} dB vs torch fp32; every layer compressed "
-        f"{result['all_compressed_psnr_db']} dB; {result['seconds']} s.</p>",
+        f"{result['all_compressed_psnr_db']} dB; measured on {result.get('inputs', '?')} inputs "
+        f"({result.get('output_values', '?')} output values); {result['seconds']} s.</p>",
         plots.horizontal_bars(
             f"dB lost by compressing one layer at {result['config']}",
             [c["layer"] for c in layers],
@@ -64,10 +68,23 @@ def sensitivity_html(result: dict, top: int = 40) -> list[str]:
             unit="dB",
         ),
     ]
-    mixed = result.get("mixed_bit")
+    if result.get("noise_note"):
+        parts.append(f"<p><b>Costs below zero:</b> {escape(result['noise_note'])}</p>")
+    header = ["layer (torch module path)", "cost (dB)", "PSNR vs torch (dB)", "PSNR vs uncompressed (dB)"]
+    rows = [
+        (c["layer"], c["cost_db"], c["psnr_db"], c.get("psnr_vs_uncompressed_program_db", "-"))
+        for c in result["layers"]
+    ]
+    if chosen:
+        header.append("mixed recipe")
+        rows = [(*row, chosen.get(row[0], "-")) for row in rows]
+    parts.append(_rows(tuple(header), rows))
     if mixed:
+        by_config: dict[str, list[str]] = {}
+        for layer, config in chosen.items():
+            by_config.setdefault(config, []).append(layer)
         parts += [
-            "<h3>Mixed-bit recipe</h3>",
+            "<h3>Mixed-bit recipe (mixed_recipe.toml)</h3>",
             _rows(
                 (
                     "target (dB)",
@@ -89,6 +106,10 @@ def sensitivity_html(result: dict, top: int = 40) -> list[str]:
                         mixed["all_fallback_bytes"],
                     )
                 ],
+            ),
+            _rows(
+                ("config", "layers", "how many"),
+                [(config, ", ".join(names), len(names)) for config, names in by_config.items()],
             ),
         ]
     return parts
