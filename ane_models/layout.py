@@ -9,7 +9,9 @@ Both compute the same math in the model's dtype; they differ only in the shape o
   Neural Engine buffer is padded to 64 bytes: 32x the memory in fp16). The padding bias is the full
   (B, S_k, 1, S_q) mask of Core AI's (1, key, 1, query) form, built once for all layers; first-token
   heads run on the first ``ALIGNED_TOKENS`` tokens (one 64-byte row of fp16, the memory one token takes
-  anyway) and token 0 is picked at the very end.
+  anyway) and token 0 is picked at the very end; embedding lookups are row gathers.
+
+Why, and the measured effect on both targets: docs/coreai-mask.md.
 """
 
 from __future__ import annotations
