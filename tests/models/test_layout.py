@@ -145,3 +145,15 @@ def test_set_layout_switches_back_and_refuses_other_values():
         set_layout("bert", "coreai")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Linear has no layout switch"):
         set_layout(torch.nn.Linear(2, 2), "coreai")
+
+
+def test_query_chunks_split_the_coreai_mask_along_the_queries():
+    prefix, make_config = FAMILIES["distilbert"]
+    config = make_config()
+    config.initializer_range = 0.2
+    torch.manual_seed(5)
+    source = transformers.DistilBertModel(config).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ane_models.optimize(source, query_chunk_size=4)  # 16 tokens: 4 chunks
+    assert_same_outputs(model, model_inputs("distilbert", "Model"), "distilbert-Model-query_chunked")
