@@ -23,6 +23,8 @@ class EmbeddingsANE(nn.Module):
     (``ValueError`` naming the offending value and the valid range).
     """
 
+    row_gather = False  # set by ane_models.set_layout (True in its coreai layout); same values either way
+
     def __init__(self, vocab_size: int, embed_dim: int, max_positions: int, *, type_vocab_size: int = 0,
                  pad_token_id: int | None = None, eps: float = 1e-12, position_offset: int = 0):
         super().__init__()
@@ -41,13 +43,24 @@ class EmbeddingsANE(nn.Module):
         if position_ids is None:
             position_ids = torch.arange(self.position_offset, self.position_offset + seq_len,
                                         device=input_ids.device)[None, :]
-        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        x = self.lookup(self.word_embeddings, input_ids) + self.lookup(self.position_embeddings, position_ids)
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)
-            x = x + self.token_type_embeddings(token_type_ids)
+            x = x + self.lookup(self.token_type_embeddings, token_type_ids)
         # ANE principle 1: switch to (B, C, 1, S) once, right after the lookups.
         return self.norm(to_bc1s(x))
+
+    def lookup(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        """``table(ids)``: (B, S) ids -> (B, S, C). With ``row_gather`` the same rows come from a gather
+        along axis 0 with the ids broadcast to (B * S, C): converters lower ``nn.Embedding`` to a gather
+        whose (B, S, 1) index tensor has a last axis of 1, which Core AI's Neural Engine rules forbid."""
+        if not self.row_gather:
+            return table(ids)
+        weight = table.weight
+        index = ids.flatten()[None, :].expand(weight.shape[1], -1).transpose(0, 1)  # (B * S, C)
+        rows = torch.gather(weight, 0, index.long())
+        return rows.reshape(ids.shape[0], ids.shape[1], weight.shape[1])
 
     def check_inputs(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                      position_ids: torch.Tensor | None = None) -> None:

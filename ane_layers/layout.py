@@ -65,15 +65,17 @@ def attention_mask_to_bias(
     batch_size: int | None = None,
     key_length: int | None = None,
     dtype: torch.dtype = torch.float32,
+    query_length: int | None = None,
 ) -> torch.Tensor:
     """Hugging Face convention (1 or True = attend, 0 or False = padding), shape (B, S_k).
 
     Returns the additive key-padding bias of shape (B, S_k, 1, 1): 0 where attended, MASK_SENTINEL
-    at padding. Accepts bool, integer and float masks holding only 0 and 1.
+    at padding. Accepts bool, integer and float masks holding only 0 and 1. With ``query_length`` the
+    bias is (B, S_k, 1, S_q) instead, made without any tensor whose last axis is 1 (see ``_to_bias``).
     """
     _check_binary_mask(attention_mask, "attention_mask", batch_size, key_length)
     padding = attention_mask == 0 if attention_mask.dtype != torch.bool else ~attention_mask
-    return (padding.to(dtype) * MASK_SENTINEL)[:, :, None, None]
+    return _to_bias(padding, dtype, query_length)
 
 
 def key_padding_mask_to_bias(
@@ -82,14 +84,31 @@ def key_padding_mask_to_bias(
     batch_size: int | None = None,
     key_length: int | None = None,
     dtype: torch.dtype = torch.float32,
+    query_length: int | None = None,
 ) -> torch.Tensor:
     """torch.nn.MultiheadAttention convention (True or 1 = padding, ignored), shape (B, S_k).
 
-    Returns the additive key-padding bias of shape (B, S_k, 1, 1).
+    Returns the additive key-padding bias of shape (B, S_k, 1, 1), or (B, S_k, 1, S_q) with
+    ``query_length``.
     """
     _check_binary_mask(key_padding_mask, "key_padding_mask", batch_size, key_length)
     padding = key_padding_mask != 0 if key_padding_mask.dtype != torch.bool else key_padding_mask
-    return (padding.to(dtype) * MASK_SENTINEL)[:, :, None, None]
+    return _to_bias(padding, dtype, query_length)
+
+
+def _to_bias(padding: torch.Tensor, dtype: torch.dtype, query_length: int | None) -> torch.Tensor:
+    """(B, S_k) bool -> additive bias in ``dtype``: (B, S_k, 1, 1), or with ``query_length`` (B, S_k, 1, S_q).
+
+    The second form keeps keys on axis 1 and never has a last axis of 1: a (B, 1, 1, S_k) row, broadcast
+    over the queries, then one transpose. It costs a broadcast and a transpose (once per model, not per
+    layer), which the (B, S_k, 1, 1) form, broadcast inside the score add, does not.
+    """
+    if query_length is None:
+        return (padding.to(dtype) * MASK_SENTINEL)[:, :, None, None]
+    if not isinstance(query_length, int) or query_length < 1:
+        raise ValueError(f"query_length: expected a positive int or None, got {query_length!r}")
+    row = (padding.to(dtype) * MASK_SENTINEL)[:, None, None, :]  # (B, 1, 1, S_k)
+    return row.expand(-1, query_length, -1, -1).transpose(1, 3)  # (B, S_k, 1, S_q)
 
 
 def causal_bias(query_length: int, key_length: int | None = None, *, dtype=torch.float32, device=None):

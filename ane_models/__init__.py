@@ -19,6 +19,9 @@ classes) come with a fixed-capacity KV cache; ``optimize`` then takes ``cache_ca
 ``prefill_length`` and ``batch_size``, and ``generate(model, input_ids, max_new_tokens,
 attention_mask)`` decodes greedily (see ``ane_models.llama`` and ``ane_models.generation``).
 
+``set_layout(model, "coreai")`` switches an encoder (or ``TransformerANE``) to the tensor shapes of Core AI's
+Neural Engine rules, ``"coreml"`` (the default) back; outputs do not change (``ane_models.layout``).
+
 ``ane_models.reference`` holds the standalone encoder-decoder ``TransformerANE``.
 """
 
@@ -37,6 +40,7 @@ from .common import (
     TrainingModeWarning,
 )
 from .generation import CausalLM, generate
+from .layout import LAYOUTS, set_layout
 
 # (model_type, transformers class name) -> builder(model, class name, **options)
 SUPPORTED = {
@@ -125,6 +129,7 @@ __all__ = [
     "CausalLM",
     "CheckpointMismatchError",
     "FP16_SAFE_LAYER_NORM_EPS",
+    "LAYOUTS",
     "SUPPORTED",
     "TrainingModeWarning",
     "UnsupportedModelError",
@@ -132,5 +137,6 @@ __all__ = [
     "hidden_states_to_bsc",
     "optimize",
     "reference",
+    "set_layout",
     "supported_models",
 ]

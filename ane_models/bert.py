@@ -31,6 +31,7 @@ from .common import (
     padding_bias,
     resolve_layer_norm_eps,
 )
+from .layout import LayoutAware, choice_logits, first_of, first_tokens
 
 # Hugging Face key -> ANE key, applied in order to every key of the checkpoint (RoBERTa adds its own).
 RENAMES = (
@@ -64,7 +65,7 @@ REQUIREMENTS = [
 ]
 
 
-class BertModelANE(nn.Module):
+class BertModelANE(LayoutAware, nn.Module):
     """BERT encoder (+ pooler). Returns ``(last_hidden_state, pooled_output)``: the hidden state in
     (B, C, 1, S) (``ane_models.hidden_states_to_bsc`` gives (B, S, C)), pooled (B, C); without a
     pooler, ``(last_hidden_state,)``."""
@@ -86,19 +87,23 @@ class BertModelANE(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None):
-        check_rank(input_ids, 2, "input_ids", "(B, S)")
-        bias = padding_bias(attention_mask, input_ids)  # once for all layers: (B, S, 1, 1), finite
-        x = self.embeddings(input_ids, token_type_ids)
-        return self.encode(x, bias)
+        x, pooled = self.hidden_and_pooled(input_ids, attention_mask, token_type_ids)
+        return (x,) if pooled is None else (x, first_of(pooled, self.ane_layout))
 
-    def encode(self, x: torch.Tensor, bias: torch.Tensor | None):
-        """The layers and the pooler, from embedded (B, C, 1, S) inputs (shared with RoBERTa)."""
+    def hidden_and_pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                          token_type_ids: torch.Tensor | None = None):
+        """(last hidden state (B, C, 1, S), pooler output still in (B, C, 1, n) or None): what the heads
+        read (``ane_models.layout.first_tokens`` says n)."""
+        check_rank(input_ids, 2, "input_ids", "(B, S)")
+        # once for all layers, in the model's dtype: (B, S, 1, 1), or (B, S, 1, S) in the coreai layout
+        bias = padding_bias(attention_mask, input_ids, dtype=self.embeddings.word_embeddings.weight.dtype,
+                            layout=self.ane_layout)
+        x = self.embeddings(input_ids, token_type_ids)  # RoBERTa's: positions counted from the ids
         for layer in self.layers:
             x = layer(x, bias)
         if self.pooler is None:
-            return (x,)
-        pooled = torch.tanh(self.pooler(x[:, :, :, :1]))  # first token, (B, C, 1, 1)
-        return x, pooled[:, :, 0, 0]
+            return x, None
+        return x, torch.tanh(self.pooler(first_tokens(x, self.ane_layout)))
 
 
 class BertForMaskedLMANE(nn.Module):
@@ -136,9 +141,9 @@ class BertForSequenceClassificationANE(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None):
-        _, pooled = self.backbone(input_ids, attention_mask, token_type_ids)
-        logits = self.classifier(pooled[:, :, None, None])  # (B, C, 1, 1) through the 1x1 conv
-        return (logits[:, :, 0, 0],)
+        _, pooled = self.backbone.hidden_and_pooled(input_ids, attention_mask, token_type_ids)
+        logits = self.classifier(pooled)  # (B, L, 1, n) through the 1x1 conv
+        return (first_of(logits, self.backbone.ane_layout),)
 
 
 class BertForQuestionAnsweringANE(nn.Module):
@@ -201,10 +206,9 @@ class BertForMultipleChoiceANE(nn.Module):
             check_same_shape(token_type_ids, input_ids, "token_type_ids")
             token_type_ids = token_type_ids.flatten(0, 1)
         # Every choice is one sequence of a (B * num_choices, S) batch.
-        _, pooled = self.backbone(input_ids.flatten(0, 1), attention_mask, token_type_ids)
-        logits = self.classifier(pooled[:, :, None, None])  # (B * num_choices, 1, 1, 1)
-        # Back to (B, num_choices) by shape alone: no traced size arithmetic (aten::Int) to convert.
-        return (logits.flatten().reshape_as(input_ids[:, :, 0]),)
+        _, pooled = self.backbone.hidden_and_pooled(input_ids.flatten(0, 1), attention_mask, token_type_ids)
+        logits = self.classifier(pooled)  # (B * num_choices, 1, 1, n)
+        return (choice_logits(logits, input_ids, self.backbone.ane_layout),)
 
 
 HEADS = {

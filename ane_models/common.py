@@ -17,6 +17,8 @@ from torch import nn
 
 from ane_layers import attention_mask_to_bias
 
+from .layout import DEFAULT_LAYOUT
+
 # fp16-safe LayerNorm eps: 2**-23 (about 1.19e-7). It is exactly representable in fp16 (as a
 # subnormal: 2 x 2**-24), so an fp16 program carries the same eps bit for bit as the fp32 one, and it
 # is the nearest such value to the 1e-7 of the published ANE DistilBERT. The checkpoints' 1e-12 is not
@@ -75,16 +77,20 @@ def resolve_layer_norm_eps(checkpoint_eps: float, fp16_safe_eps: bool | float) -
     return max(float(checkpoint_eps), floor)
 
 
-def padding_bias(attention_mask: torch.Tensor | None, input_ids: torch.Tensor) -> torch.Tensor | None:
-    """The (B, S) keep mask (1 = attend, 0 = padding) as an additive (B, S, 1, 1) bias, or None.
+def padding_bias(attention_mask: torch.Tensor | None, input_ids: torch.Tensor, *, dtype: torch.dtype,
+                 layout: str = DEFAULT_LAYOUT) -> torch.Tensor | None:
+    """The (B, S) keep mask (1 = attend, 0 = padding) as an additive bias in ``dtype``, or None.
 
+    ``dtype`` is the model's (that of its embeddings): an fp16 program then holds no fp32 mask. Shape
+    (B, S, 1, 1) in the ``coreml`` layout, (B, S, 1, S) in the ``coreai`` one (``ane_models.layout``).
     Called once at the top of a model; the bias uses the finite sentinel of ``ane_layers.layout``
     (no -inf anywhere, so fp16 programs cannot produce 0 * inf = NaN).
     """
     if attention_mask is None:
         return None
     check_same_shape(attention_mask, input_ids, "attention_mask")
-    return attention_mask_to_bias(attention_mask)
+    query_length = int(input_ids.shape[-1]) if layout == "coreai" else None
+    return attention_mask_to_bias(attention_mask, dtype=dtype, query_length=query_length)
 
 
 def check_same_shape(x, input_ids: torch.Tensor, name: str) -> None:

@@ -31,6 +31,7 @@ from .common import (
     padding_bias,
     resolve_layer_norm_eps,
 )
+from .layout import LayoutAware, choice_logits, first_of, first_tokens
 
 # Hugging Face key -> ANE key, applied in order to every key of the checkpoint.
 RENAMES = (
@@ -50,7 +51,7 @@ RENAMES = (
 IGNORED = (r"\bembeddings\.position_ids$",)
 
 
-class DistilBertModelANE(nn.Module):
+class DistilBertModelANE(LayoutAware, nn.Module):
     """DistilBERT encoder. Returns ``(last_hidden_state,)`` with the hidden state in (B, C, 1, S)
     (use ``ane_models.hidden_states_to_bsc`` for transformers' (B, S, C))."""
 
@@ -67,7 +68,9 @@ class DistilBertModelANE(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         check_rank(input_ids, 2, "input_ids", "(B, S)")
-        bias = padding_bias(attention_mask, input_ids)  # once for all layers: (B, S, 1, 1), finite
+        # once for all layers, in the model's dtype: (B, S, 1, 1), or (B, S, 1, S) in the coreai layout
+        bias = padding_bias(attention_mask, input_ids, dtype=self.embeddings.word_embeddings.weight.dtype,
+                            layout=self.ane_layout)
         x = self.embeddings(input_ids)
         for layer in self.layers:
             x = layer(x, bias)
@@ -105,9 +108,9 @@ class DistilBertForSequenceClassificationANE(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
         (x,) = self.backbone(input_ids, attention_mask)
-        first = x[:, :, :, :1]  # (B, C, 1, 1): the first token, still in the ANE layout
+        first = first_tokens(x, self.backbone.ane_layout)  # (B, C, 1, 1) (coreml): the first token
         logits = self.classifier(torch.relu(self.pre_classifier(first)))
-        return (logits[:, :, 0, 0],)
+        return (first_of(logits, self.backbone.ane_layout),)
 
 
 class DistilBertForQuestionAnsweringANE(nn.Module):
@@ -158,10 +161,9 @@ class DistilBertForMultipleChoiceANE(nn.Module):
             check_same_shape(attention_mask, input_ids, "attention_mask")
             attention_mask = attention_mask.flatten(0, 1)
         (x,) = self.backbone(input_ids.flatten(0, 1), attention_mask)  # (B * num_choices, S)
-        first = x[:, :, :, :1]
+        first = first_tokens(x, self.backbone.ane_layout)
         logits = self.classifier(torch.relu(self.pre_classifier(first)))  # (B * choices, 1, 1, 1)
-        # Back to (B, num_choices) by shape alone: no traced size arithmetic (aten::Int) to convert.
-        return (logits.flatten().reshape_as(input_ids[:, :, 0]),)
+        return (choice_logits(logits, input_ids, self.backbone.ane_layout),)
 
 
 HEADS = {

@@ -24,9 +24,10 @@ from ane_layers.layout import key_padding_mask_to_bias
 from ane_layers.porting import from_decoder_layer, from_encoder_layer
 
 from .common import TrainingModeWarning
+from .layout import LayoutAware
 
 
-class TransformerANE(nn.Module):
+class TransformerANE(LayoutAware, nn.Module):
     """Encoder-decoder Transformer on (B, d_model, 1, S) tensors (``nn.Transformer``'s math)."""
 
     def __init__(self, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
@@ -62,7 +63,7 @@ class TransformerANE(nn.Module):
 
     def encode(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         check_bc1s(src, "TransformerANE src", channels=self.d_model)
-        bias = _padding_bias(src_key_padding_mask, src, "src_key_padding_mask")
+        bias = self._padding_bias(src_key_padding_mask, src, src, "src_key_padding_mask")
         x = src
         for layer in self.encoder_layers:
             x = layer(x, bias)
@@ -73,22 +74,25 @@ class TransformerANE(nn.Module):
                memory_key_padding_mask: torch.Tensor | None = None, *, causal: bool = True) -> torch.Tensor:
         check_bc1s(tgt, "TransformerANE tgt", channels=self.d_model)
         check_bc1s(memory, "TransformerANE memory", channels=self.d_model)
-        tgt_bias = _padding_bias(tgt_key_padding_mask, tgt, "tgt_key_padding_mask")
-        memory_bias = _padding_bias(memory_key_padding_mask, memory, "memory_key_padding_mask")
+        tgt_bias = self._padding_bias(tgt_key_padding_mask, tgt, tgt, "tgt_key_padding_mask")
+        memory_bias = self._padding_bias(memory_key_padding_mask, memory, tgt, "memory_key_padding_mask")
         x = tgt
         for layer in self.decoder_layers:
             x = layer(x, memory, attention_mask=tgt_bias, memory_mask=memory_bias, causal=causal)
         return self.decoder_norm(x)
 
 
-def _padding_bias(mask: torch.Tensor | None, x: torch.Tensor, name: str) -> torch.Tensor | None:
-    if mask is None:
-        return None
-    expected = (x.shape[0], x.shape[3])
-    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != expected:
-        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"{name}: expected shape (B, S) = {expected}, got {got}")
-    return key_padding_mask_to_bias(mask, dtype=x.dtype)
+    def _padding_bias(self, mask: torch.Tensor | None, keys: torch.Tensor, queries: torch.Tensor,
+                      name: str) -> torch.Tensor | None:
+        """(B, S_k, 1, 1), or (B, S_k, 1, S_q) in the coreai layout (``ane_models.layout``)."""
+        if mask is None:
+            return None
+        expected = (keys.shape[0], keys.shape[3])
+        if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != expected:
+            got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"{name}: expected shape (B, S) = {expected}, got {got}")
+        query_length = int(queries.shape[3]) if self.ane_layout == "coreai" else None
+        return key_padding_mask_to_bias(mask, dtype=keys.dtype, query_length=query_length)
 
 
 def from_torch_transformer(transformer: nn.Transformer, *,

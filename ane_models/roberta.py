@@ -31,7 +31,7 @@ from torch import nn
 from ane_layers import EmbeddingsANE, LayerNormANE, LinearANE, from_bc1s, to_bc1s
 
 from . import bert
-from .common import check_rank, padding_bias
+from .layout import first_of, first_tokens
 
 RENAMES = (
     (r"^roberta\.", "backbone."),
@@ -62,17 +62,24 @@ class RobertaEmbeddingsANE(EmbeddingsANE):
         if position_ids is not None:  # given: the plain lookup (checked there)
             return super().forward(input_ids, token_type_ids, position_ids)
         self.check_inputs(input_ids, token_type_ids)
-        # Stay on the ANE: float counts, not an int32 cumsum; padding keeps padding_idx.
-        not_padding = (input_ids != self.padding_idx).to(torch.float32)
-        positions = torch.cumsum(not_padding, dim=1) * not_padding + self.padding_idx  # (B, S)
         table = self.position_embeddings.weight  # (max_positions, C)
-        rows = torch.arange(table.shape[0], dtype=torch.float32, device=input_ids.device)
-        one_hot = (positions[:, :, None] == rows).to(table.dtype)  # (B, S, max_positions)
-        x = self.word_embeddings(input_ids) + torch.matmul(one_hot, table)
+        # Float counts, not an int32 cumsum; padding keeps padding_idx. In the model's dtype when it holds
+        # every position exactly (fp16: integers up to 2048), so an fp16 program has no fp32 tensor.
+        exact = table.dtype == torch.float32 or table.shape[0] <= 2048
+        count_dtype = table.dtype if exact else torch.float32
+        not_padding = (input_ids != self.padding_idx).to(count_dtype)
+        positions = torch.cumsum(not_padding, dim=1) * not_padding + self.padding_idx  # (B, S)
+        if self.row_gather:  # coreai layout: a row gather (Core AI's rules forbid the one-hot's last axis 1)
+            position_rows = self.lookup(self.position_embeddings, positions.to(torch.int32))
+        else:  # stay on the ANE: a one-hot matmul, not a gather
+            rows = torch.arange(table.shape[0], dtype=count_dtype, device=input_ids.device)
+            one_hot = (positions[:, :, None] == rows).to(table.dtype)  # (B, S, max_positions)
+            position_rows = torch.matmul(one_hot, table)
+        x = self.lookup(self.word_embeddings, input_ids) + position_rows
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)
-            x = x + self.token_type_embeddings(token_type_ids)
+            x = x + self.lookup(self.token_type_embeddings, token_type_ids)
         # ANE principle 1: switch to (B, C, 1, S) once, right after the lookups.
         return self.norm(to_bc1s(x))
 
@@ -87,13 +94,6 @@ class RobertaModelANE(bert.BertModelANE):
                          query_chunk_size=query_chunk_size)
         # Positions start after padding_idx: the length check accounts for the offset.
         self.embeddings = RobertaEmbeddingsANE(config, eps=layer_norm_eps)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None):
-        check_rank(input_ids, 2, "input_ids", "(B, S)")
-        bias = padding_bias(attention_mask, input_ids)  # once for all layers: (B, S, 1, 1), finite
-        x = self.embeddings(input_ids, token_type_ids)  # positions counted from the ids
-        return self.encode(x, bias)
 
 
 class RobertaForMaskedLMANE(nn.Module):
@@ -127,8 +127,8 @@ class RobertaForSequenceClassificationANE(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None):
         (x,) = self.backbone(input_ids, attention_mask, token_type_ids)
-        logits = self.out_proj(torch.tanh(self.dense(x[:, :, :, :1])))  # <s> token, (B, L, 1, 1)
-        return (logits[:, :, 0, 0],)
+        first = first_tokens(x, self.backbone.ane_layout)  # the <s> token: (B, C, 1, 1) in coreml
+        return (first_of(self.out_proj(torch.tanh(self.dense(first))), self.backbone.ane_layout),)
 
 
 class RobertaForQuestionAnsweringANE(bert.BertForQuestionAnsweringANE):

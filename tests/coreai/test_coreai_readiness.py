@@ -134,17 +134,37 @@ def test_rank_5_is_allowed_and_rank_6_flagged(rank, flagged):
 
 
 def test_the_projects_models_against_core_ais_rules(coreai_converted):
-    """The ANE DistilBERT keeps every attention rule; the transformers baseline breaks three. Two findings
-    on the ANE model, both in its mask builder (ane_layers.layout): the (B, S) padding mask is turned into
-    an additive mask in fp32 (cast, multiply by the -1e4 sentinel, reshape: 4 f32 tensors in an fp16
-    program) and shaped (B, key, 1, 1) (singleton last axes) before the cast to fp16."""
+    """The ANE DistilBERT keeps every attention rule; the transformers baseline breaks three. In the coreml
+    layout (the default) its padding mask is in the model's dtype (no fp32 tensor in the fp16 program) but
+    shaped (B, key, 1, 1), and the embedding gather's (B, S, 1) index too: singleton last axes, kept for
+    the Core ML copy limits. The coreai layout (ane_models.set_layout) breaks no rule."""
     from verification.coreai.readiness import readiness_checks
 
     ane = {c.name: c for c in readiness_checks(coreai_converted("distilbert-Model", "fp16"))}
-    assert failing(ane) == ["coreai_fp32_tensors", "coreai_singleton_last_axis"], {
-        n: c.describe() for n, c in ane.items()
-    }
-    assert ane["coreai_fp32_tensors"].value == 4
+    assert failing(ane) == ["coreai_singleton_last_axis"], {n: c.describe() for n, c in ane.items()}
+    assert ane["coreai_fp32_tensors"].value == 0
     baseline = {c.name: c for c in readiness_checks(coreai_converted("baseline-distilbert-Model", "fp16"))}
     assert {"coreai_mask_layout", "coreai_mask_sentinel", "coreai_linear_ops"} <= set(failing(baseline))
     _ = model_under_test  # the models come from coreai_cases through the fixture
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        "distilbert-ForSequenceClassification",
+        "distilbert-ForMultipleChoice",
+        "bert-ForSequenceClassification",
+        "roberta-ForSequenceClassification",
+        "roberta-ForMultipleChoice",
+        "reference-Transformer",
+    ],
+)
+def test_the_coreai_layout_breaks_no_core_ai_rule(model_id):
+    """Every first-token head kind, RoBERTa's position count and the reference's three masks, fp16."""
+    import copy
+
+    from ane_models import set_layout
+
+    model, inputs = model_under_test(model_id)
+    checks = checks_of(set_layout(copy.deepcopy(model), "coreai"), inputs)
+    assert failing(checks) == [], {n: c.describe() for n, c in checks.items() if c.passed is False}

@@ -28,6 +28,15 @@ STAGES = (
 )
 
 
+def build(ctx: Context) -> None:
+    """The Core ML target's build, then the optimized model in ``ane_models``' coreai layout (Core AI's
+    mask and axis forms; same outputs), so torch parity, conversion and the rules all see that layout."""
+    from ane_models.layout import set_layout
+
+    stages.build(ctx)
+    set_layout(ctx.built.optimized, "coreai")
+
+
 def _baseline_module(ctx: Context) -> torch.nn.Module:
     from ..coreml import BaselineForConversion
 
@@ -113,7 +122,7 @@ def readiness(ctx: Context) -> None:
     ctx.checks.extend(adopted_check(c, ctx) for c in checks)
 
 
-FUNCTIONS = (stages.build, stages.torch_parity, convert, coreai_parity, readiness)
+FUNCTIONS = (build, stages.torch_parity, convert, coreai_parity, readiness)
 
 
 def stages_for(target: str) -> tuple[tuple, tuple]:
