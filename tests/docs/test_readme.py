@@ -48,7 +48,14 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 def _options(parser: argparse.ArgumentParser) -> set[str]:
-    return {s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
+    """The options --help shows (a deprecated alias hidden with SUPPRESS is not advertised)."""
+    return {
+        s
+        for a in parser._actions
+        if a.help != argparse.SUPPRESS
+        for s in a.option_strings
+        if s.startswith("--") and s != "--help"
+    }
 
 
 def usage_entries(text: str) -> dict[str, str]:
