@@ -83,6 +83,12 @@ def main(argv=None) -> int:
         "top5_overlap_mean": round(sum(figures.top5_overlap) / len(figures.top5_overlap), 4),
         "top5_overlap_min": min(figures.top5_overlap),
         "argmax_agreement": figures.argmax_agreement,
+        # the margin-aware gate's figures (verification.decoders.checks): KL per position, top-2 gaps
+        "max_kl_divergence": float(f"{figures.max_kl_divergence:.3g}"),
+        "kl_divergence": [float(f"{k:.3g}") for k in figures.kl_divergence],
+        "top2_gap": [round(g, 4) for g in figures.top2_gap],
+        "near_tie_positions": figures.near_ties,
+        "confident_agreement": figures.confident_agreement,
         "first_diverging_step": agreement.first_diverging_step,
         "token_agreement": agreement.agreement,
         "prefill_vs_sequential_psnr_db": round(sequential, 2),
