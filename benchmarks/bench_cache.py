@@ -19,17 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from verification.pytest_plugin import host_section
+
 GOAL = 0.35
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed_run(argv: list[str], out: Path, env: dict) -> tuple[float, dict]:
@@ -51,7 +43,8 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         env = {**os.environ, "ANE_VERIFY_CACHE": str(Path(tmp) / "cache")}
         runs = {name: timed_run(argv, Path(tmp) / name, env) for name in ("cold", "warm")}
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}")
+    host = host_section(None)  # the machine, as the suite's --ane-report records it
+    print(f"machine: {host['cpu']}, {host['cores']} cores, {platform.system()} {platform.machine()}")
     print(f"command: ane-verify run {' '.join(argv)}")
     for name, (wall, report) in runs.items():
         cache = report["details"].get("program_cache", {})

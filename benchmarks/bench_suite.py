@@ -23,18 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from verification.pytest_plugin import host_section
+
 ROOT = Path(__file__).resolve().parents[1]
 SLOWEST = 20
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def children_cpu() -> float:
@@ -75,7 +67,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.goal is not None and args.against is None:
         parser.error("--goal: needs --against REV (the goal is a ratio between two suites)")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}")
+    host = host_section(None)  # the machine, as the suite's --ane-report records it
+    print(f"machine: {host['cpu']}, {host['cores']} cores, {platform.system()} {platform.machine()}")
     runs: dict[str, dict] = {}
     if args.against:
         with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
