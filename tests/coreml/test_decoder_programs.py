@@ -25,7 +25,8 @@ from verification.mil.hazards import find_hazards
 CAPACITY, PREFILL, NEW_TOKENS = 40, 8, 24
 
 
-def tiny_llama(seed: int = 0):
+def tiny_llama(seed: int = 0, max_positions: int = 64):
+    """A 2-layer seeded Llama (6 heads over 2 kv heads), norm scales drawn away from 1."""
     torch.manual_seed(seed)
     config = transformers.LlamaConfig(
         vocab_size=96,
@@ -34,7 +35,7 @@ def tiny_llama(seed: int = 0):
         num_hidden_layers=2,
         num_attention_heads=6,
         num_key_value_heads=2,
-        max_position_embeddings=64,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=True,
         rope_theta=5000.0,
         rms_norm_eps=1e-5,

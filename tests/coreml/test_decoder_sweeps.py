@@ -7,8 +7,6 @@ after a reset (identical logits). The real SmolLM2 runs the same sweeps behind `
 from __future__ import annotations
 
 import pytest
-import torch
-import transformers
 from decoder_sweeps import (
     check_decode_to_the_last_slot,
     check_prefill,
@@ -16,6 +14,7 @@ from decoder_sweeps import (
     check_same_prompt_twice,
     prompt_of,
 )
+from test_decoder_programs import tiny_llama
 
 import ane_models
 from verification.decoders.conversion import convert_decoder
@@ -29,33 +28,10 @@ LENGTHS = [1, 16, 17, 64]
 FLOORS = {"state": 70.0, "io": COREML_FP32_PSNR_DB}
 
 
-def tiny_llama():
-    torch.manual_seed(4)
-    config = transformers.LlamaConfig(
-        vocab_size=96,
-        hidden_size=48,
-        intermediate_size=80,
-        num_hidden_layers=2,
-        num_attention_heads=6,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-        rope_theta=5000.0,
-        rms_norm_eps=1e-5,
-        attn_implementation="eager",
-    )
-    model = transformers.LlamaForCausalLM(config).eval()
-    with torch.no_grad():  # norm scales away from 1, so a dropped or misplaced scale shows
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1 + 0.3 * torch.randn_like(p))
-    return model
-
-
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweeps")
-    hf = tiny_llama()
+    hf = tiny_llama(seed=4, max_positions=128)
     lm = ane_models.optimize(hf, cache_capacity=CAPACITY, prefill_length=PREFILL)
     made = {}
     for cache in ("state", "io"):
