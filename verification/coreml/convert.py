@@ -105,22 +105,26 @@ def convert(
             handles = scopes.tag_export_nodes(source)
     output_names = output_names if output_names is not None else getattr(model, "output_names", None)
     outputs = [ct.TensorType(name=n) for n in output_names] if output_names else None
-    key = program_cache.program_key(
-        source,
-        {
-            "inputs": [(n, tuple(x.shape), str(x.dtype)) for n, x in zip(names, example_inputs, strict=True)],
-            "outputs": output_names,
-            "precision": precision,
-            "exporter": exporter,
-            "minimum_deployment_target": minimum_deployment_target,
-            "compute_units": compute_units,
-            "states": [(s.name, tuple(s.wrapped_type.shape.shape)) for s in state_types],
-            "pass_pipeline": pass_pipeline().passes,
-        },
-    )
-    cached = program_cache.lookup(key)
-    if cached is not None:
-        return load(cached, compute_units=compute_units)
+    key = None
+    if program_cache.cache_dir() is not None:  # hashing every weight is work only a cache needs
+        key = program_cache.program_key(
+            source,
+            {
+                "inputs": [
+                    (n, tuple(x.shape), str(x.dtype)) for n, x in zip(names, example_inputs, strict=True)
+                ],
+                "outputs": output_names,
+                "precision": precision,
+                "exporter": exporter,
+                "minimum_deployment_target": minimum_deployment_target,
+                "compute_units": compute_units,
+                "states": [(s.name, tuple(s.wrapped_type.shape.shape)) for s in state_types],
+                "pass_pipeline": pass_pipeline().passes,
+            },
+        )
+        cached = program_cache.lookup(key)
+        if cached is not None:
+            return load(cached, compute_units=compute_units)
     # coremltools logs every pass at INFO/WARNING: quiet during this conversion only.
     logger = logging.getLogger("coremltools")
     previous_level = logger.level
@@ -141,7 +145,8 @@ def convert(
         logger.setLevel(previous_level)
     paths = scopes.module_paths(mlmodel._mil_program, model, handles if exporter == "export" else None)
     scopes.record(mlmodel, paths)
-    program_cache.store(key, mlmodel)
+    if key is not None:
+        program_cache.store(key, mlmodel)
     return mlmodel
 
 
