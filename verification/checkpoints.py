@@ -45,9 +45,13 @@ def smollm2_gguf() -> Path | None:
 
 
 def cache_root() -> Path:
-    """``$ANE_VERIFY_CACHE``, else ``$XDG_CACHE_HOME/ane-verify``, else ``~/.cache/ane-verify``."""
-    if os.environ.get("ANE_VERIFY_CACHE"):
-        return Path(os.environ["ANE_VERIFY_CACHE"])
+    """``$ANE_VERIFY_CACHE``, else ``$XDG_CACHE_HOME/ane-verify``, else ``~/.cache/ane-verify``.
+
+    ``ANE_VERIFY_CACHE=off`` turns the program cache off; the dequantized checkpoint still needs a home,
+    so it then goes to the default place (not into a directory named ``off``)."""
+    value = os.environ.get("ANE_VERIFY_CACHE", "")
+    if value and value.lower() not in ("off", "0", "no", "false"):
+        return Path(value).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ane-verify"
 
 

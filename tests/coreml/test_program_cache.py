@@ -103,3 +103,16 @@ def test_the_cache_keeps_within_its_size(cache, monkeypatch):
     convert(_model(0), (X,), precision="fp32")
     convert(_model(1), (X,), precision="fp32")
     assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 1
+
+
+@pytest.mark.parametrize("value", ["off", "OFF", "0"])
+def test_the_cache_turned_off_is_not_taken_for_a_directory(value, tmp_path, monkeypatch):
+    """``ANE_VERIFY_CACHE=off`` once made the dequantized SmolLM2 land in ./off (and be committed)."""
+    from verification import checkpoints
+
+    monkeypatch.setenv(program_cache.ENV, value)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert program_cache.cache_dir() is None
+    assert checkpoints.cache_root() == tmp_path / "xdg" / "ane-verify"
+    monkeypatch.setenv(program_cache.ENV, str(tmp_path / "mine"))
+    assert checkpoints.cache_root() == tmp_path / "mine"
