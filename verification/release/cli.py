@@ -370,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .sensitivity_command import add_parser as add_sensitivity
 
     add_sensitivity(commands)
+    from .check.command import add_parser as add_check
+
+    add_check(commands)
 
     gate = commands.add_parser(
         "gate",

@@ -69,7 +69,10 @@ class Context:
 
 
 def architecture_of(ctx: Context) -> str | None:
-    """The transformers class the optimized model was built from (its head), if any."""
+    """The transformers class the optimized model was built from (its head), if any (``check`` names the
+    reference's, having built no optimized model)."""
+    if getattr(ctx, "architecture", None):
+        return ctx.architecture
     config = getattr(ctx.built.optimized, "ane_config", None) if ctx.built is not None else None
     return getattr(config, "architecture", None)
 

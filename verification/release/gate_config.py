@@ -53,6 +53,7 @@ CHECKS: dict[str, tuple[str, float | None]] = {
     "compression_top1_agreement": (AT_LEAST, thresholds.COMPRESSION_TOP1_AGREEMENT_MIN),
     "compression_embedding_cosine": (AT_LEAST, thresholds.COMPRESSION_EMBEDDING_COSINE_MIN),
     "compression_bits_per_weight": (AT_MOST, 16.0),
+    "compression_weights_not_as_declared": (AT_MOST, 0),  # ane-verify check --compress
     # the Core AI target (ane-verify run --target coreai; verification.coreai)
     "coreai_parity_psnr_db": (AT_LEAST, None),  # by precision: see coreai_parity_default
     "coreai_validator_non_finite_nodes": (AT_MOST, 0),

@@ -118,8 +118,9 @@ def _embedded_config(family: str):
     return config
 
 
-def embedded(family: str) -> ModelPair:
-    """The embedded default of ``family`` with seeded random weights."""
+def embedded(family: str, *, optimize: bool = True) -> ModelPair:
+    """The embedded default of ``family`` with seeded random weights (``optimize=False``: the baseline
+    alone, ``optimized`` None, for ``check``, which judges a package made elsewhere)."""
     import ane_models
 
     if family not in EMBEDDED:
@@ -133,7 +134,7 @@ def embedded(family: str) -> ModelPair:
             "reference",
             "reference",
             baseline,
-            from_torch_transformer(baseline),
+            from_torch_transformer(baseline) if optimize else None,
             10**6,
             architecture=EMBEDDED_ARCHITECTURES["reference"],
         )
@@ -144,18 +145,20 @@ def embedded(family: str) -> ModelPair:
     architecture = EMBEDDED_ARCHITECTURES[family]
     assert architecture == f"{prefix}ForSequenceClassification"
     baseline = getattr(transformers, architecture)(config).eval()
-    optimized: Any = ane_models.optimize(baseline)
+    optimized: Any = ane_models.optimize(baseline) if optimize else None
     return ModelPair(
         family,
         family,
         baseline,
         optimized,
-        optimized.ane_config.max_sequence_length,
+        embedded_max_positions(family),
         architecture=architecture,
     )
 
 
-def from_directory(path: str | Path, checkpoint: Checkpoint | None = None) -> ModelPair:
+def from_directory(
+    path: str | Path, checkpoint: Checkpoint | None = None, *, optimize: bool = True
+) -> ModelPair:
     """A local transformers checkpoint: weights only from safetensors (or torch's weights-only loading),
     never remote code, never the network. The head named in config.json is built, or the directory is
     refused (``inspect_directory``)."""
@@ -181,14 +184,14 @@ def from_directory(path: str | Path, checkpoint: Checkpoint | None = None) -> Mo
             raise ModelInputError(
                 f"--weights: cannot load the weights in {str(path)!r} ({type(error).__name__}: {error})"
             ) from None
-        optimized: Any = ane_models.optimize(baseline)
+        optimized: Any = ane_models.optimize(baseline) if optimize else None
     tokenizer = load_tokenizer(path) if checkpoint.tokenizer else None
     return ModelPair(
         str(path),
         checkpoint.model_type,
         baseline,
         optimized,
-        optimized.ane_config.max_sequence_length,
+        checkpoint.max_seq_len,
         tokenizer,
         architecture=checkpoint.architecture,
         source=str(path.resolve()),

@@ -259,35 +259,39 @@ def _run_on_the_executor(ctx: Context) -> dict:
 
 
 def _fp16_hazards(ctx: Context) -> None:
+    ctx.progress("fp16 hazards: running the program in fp32 and fp16", 0, 1)
+
+    def judge(name, metric, value):
+        ctx.checks.append(judged_check(name, metric, value, ctx))
+
+    fp16_hazard_checks(str(ctx.package), _input_dict(ctx), judge, ctx.details)
+
+
+def fp16_hazard_checks(package: str, feed: dict, judge, details: dict, function_name: str = "main") -> None:
+    """fp16_non_finite_ops and fp16_unrepresentable_constants of one call of ``package`` on ``feed``
+    (``judge(name, metric, value)`` records a check), the worst ops and the hazards' text in ``details``."""
     from ..mil.hazards import UNREPRESENTABLE_KINDS, find_hazards
 
-    ctx.progress("fp16 hazards: running the program in fp32 and fp16", 0, 1)
-    report = find_hazards(str(ctx.package), _input_dict(ctx))
+    report = find_hazards(package, feed, function_name=function_name)
     non_finite = sum(1 for p in report.ops_by_precision if p.psnr_db == -math.inf)
     if report.first_non_finite is not None:
         non_finite = max(non_finite, 1)
-    ctx.checks.append(
-        judged_check(
-            "fp16_non_finite_ops",
-            "ops whose fp16 output holds NaN or Inf (first one in details.hazards_text)",
-            non_finite,
-            ctx,
-        )
+    judge(
+        "fp16_non_finite_ops",
+        "ops whose fp16 output holds NaN or Inf (first one in details.hazards_text)",
+        non_finite,
     )
     bad_constants = [w for w in report.constant_warnings if w.kind in UNREPRESENTABLE_KINDS]
-    ctx.checks.append(
-        judged_check(
-            "fp16_unrepresentable_constants",
-            "constants fp16 turns into Inf or 0 (masks at finfo.min, eps below 2**-25)",
-            len(bad_constants),
-            ctx,
-        )
+    judge(
+        "fp16_unrepresentable_constants",
+        "constants fp16 turns into Inf or 0 (masks at finfo.min, eps below 2**-25)",
+        len(bad_constants),
     )
     # The figure that ranks the ops (each op's own loss: fp16 vs fp32 on the same inputs), so the report's
     # "worst first" order matches the numbers it shows; the drift through the fp16 run rides along.
     # A non-finite fp16 output is recorded as -1 dB; an op whose fp32 output is itself not finite has no
     # own figure and is left out.
-    ctx.details["fp16_precision"] = [
+    details["fp16_precision"] = [
         {
             "op": p.name,
             "op_type": p.op_type,
@@ -298,7 +302,7 @@ def _fp16_hazards(ctx: Context) -> None:
         for p in report.ops_by_precision[:20]
         if not math.isnan(p.own_psnr_db)
     ]
-    ctx.details["hazards_text"] = report.render(top=10)
+    details["hazards_text"] = report.render(top=10)
 
 
 def _finite_db(value: float) -> float:
