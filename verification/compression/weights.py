@@ -82,9 +82,12 @@ def _is_constant(var) -> bool:
     return var.op is not None and (var.op.op_type == "const" or var.op.op_type.startswith("constexpr_"))
 
 
-def weights(source, threshold: int = WEIGHT_THRESHOLD) -> list[Weight]:
-    """Every weight of the program's main function (``source``: MLModel, path or Program), in op order."""
-    function = load_program(source).functions["main"]
+def weights(source, threshold: int = WEIGHT_THRESHOLD, function_name: str | None = None) -> list[Weight]:
+    """Every weight of one function of the program (``source``: MLModel, path or Program), in op order:
+    ``function_name``, by default ``main`` or, in a package without one, its first function (the functions
+    of a multifunction package share their weights)."""
+    functions = load_program(source).functions
+    function = functions[function_name or ("main" if "main" in functions else next(iter(functions)))]
     found = []
     for op in function.operations:
         if op.op_type not in WEIGHT_OPS:

@@ -1,5 +1,6 @@
-"""The decoder run's checks that are not about the logits: fp16 hazards over both functions (non-finite
-outputs, unrepresentable constants), placement per function, and tokens per second on a Mac."""
+"""The decoder run's checks: the program step by step against transformers (``step_checks``, shared by
+``run`` and ``check``), fp16 hazards over both functions (non-finite outputs, unrepresentable constants),
+placement per function, and tokens per second on a Mac."""
 
 from __future__ import annotations
 
@@ -28,6 +29,84 @@ def _functions_feeds(o, prompt):
         "attention_mask": np.ones((1, capacity), np.int32),
     }
     return prefill, decode
+
+
+SEQUENTIAL_TOKENS = 16  # prefill vs one decode call per token, over the prompt's first tokens
+
+
+def step_checks(program, prompt, tokens, reference, judge, details, tokenizer=None, prompt_text=None) -> None:
+    """The decoder_* checks of ``program`` (a ``CausalLM`` over a converted package) against transformers'
+    ``tokens`` and ``reference`` logits (``verification.decoders.checks.reference_logits``)."""
+    from verification.decoders.checks import (
+        NEAR_TIE_GAP,
+        compare_steps,
+        free_running_agreement,
+        is_degenerate,
+        prefill_vs_sequential,
+        token_agreement,
+    )
+
+    figures = compare_steps(program, tokens, reference, prompt.shape[1])
+    agreement = token_agreement(program, prompt, tokens)
+    sequential = prefill_vs_sequential(program, prompt[:, :SEQUENTIAL_TOKENS])
+    judge(
+        "decoder_step_psnr_db",
+        "worst PSNR over the prefill and every decode step's logits vs transformers fp32 (teacher-forced)",
+        round(figures.worst_psnr_db, 2),
+    )
+    judge(
+        "decoder_argmax_agreement",
+        "share of steps whose argmax is transformers' greedy token (teacher-forced)",
+        round(figures.argmax_agreement, 4),
+    )
+    ties, confident = figures.near_ties, figures.confident_agreement
+    none_confident = (
+        f"every one of the {len(figures.top2_gap)} positions is a near-tie (transformers' top-2 gap "
+        f"under {NEAR_TIE_GAP}): no token can be held against the program"
+    )
+    judge(
+        "decoder_confident_token_agreement",
+        f"share of new-token positions with transformers' top-2 probability gap >= {NEAR_TIE_GAP} "
+        f"whose argmax is transformers' token (teacher-forced; {len(ties)} near-ties not counted)",
+        None if confident != confident else round(confident, 4),
+        reason=none_confident if confident != confident else None,
+    )
+    judge(
+        "decoder_max_kl_divergence",
+        "largest per-position KL divergence (nats) of the program's next-token distribution from "
+        "transformers' (teacher-forced)",
+        float(f"{figures.max_kl_divergence:.3g}"),
+    )
+    before_tie = ties[0] if ties else len(figures.top2_gap)
+    free = free_running_agreement(agreement, tokens[0, prompt.shape[1] :], before_tie)
+    judge(
+        "decoder_token_agreement",
+        f"share of free-running greedy tokens equal to transformers', over the {before_tie} "
+        "positions before the first near-tie",
+        free,
+        reason=None if before_tie else "the first new-token position is a near-tie",
+    )
+    judge(
+        "decoder_prefill_vs_sequential_psnr_db",
+        "PSNR of the prompt's logits, one prefill vs one "
+        f"decode call per token (first {min(SEQUENTIAL_TOKENS, prompt.shape[1])} tokens)",
+        round(sequential, 2),
+    )
+    details["decoder"] = {
+        "step_psnr_db": [round(v, 2) for v in figures.psnr_db],
+        "top5_overlap": figures.top5_overlap,
+        "top2_gap": [round(g, 4) for g in figures.top2_gap],
+        "kl_divergence": [float(f"{k:.3g}") for k in figures.kl_divergence],
+        "near_tie_positions": ties,
+        "degenerate": is_degenerate(agreement.tokens),
+        "first_diverging_step": agreement.first_diverging_step,
+        "prompt_tokens": prompt[0].tolist(),
+        "generated_tokens": list(agreement.tokens),
+        "reference_tokens": tokens[0, prompt.shape[1] :].tolist(),
+    }
+    if tokenizer is not None:
+        details["decoder"]["generated_text"] = tokenizer.decode(list(agreement.tokens))
+        details["decoder"]["prompt_text"] = prompt_text
 
 
 CONSTANTS_METRIC = (

@@ -17,15 +17,7 @@ import torch
 
 import ane_models
 from verification.decoders import conversion
-from verification.decoders.checks import (
-    NEAR_TIE_GAP,
-    compare_steps,
-    free_running_agreement,
-    is_degenerate,
-    prefill_vs_sequential,
-    reference_logits,
-    token_agreement,
-)
+from verification.decoders.checks import reference_logits
 from verification.decoders.program_lm import ProgramCausalLM
 from verification.decoders.readiness import function_readiness
 from verification.metrics import psnr
@@ -50,7 +42,6 @@ STAGES = (
 )
 DEFAULT_PROMPT = "The capital of France is"  # where the checkpoint has a tokenizer and no --text is given
 PROMPT_SEED = 0  # random prompt token ids where there is no tokenizer
-SEQUENTIAL_TOKENS = 16  # prefill vs one decode call per token, over the prompt's first tokens
 
 
 def check_options(o: DecoderOptions) -> None:
@@ -141,68 +132,9 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
         program = ProgramCausalLM(converted.path, lm.decoder_config, backend=backend)
 
         def step_by_step():
-            figures = compare_steps(program, tokens, reference, prompt.shape[1])
-            agreement = token_agreement(program, prompt, tokens)
-            sequential = prefill_vs_sequential(program, prompt[:, :SEQUENTIAL_TOKENS])
-            judge(
-                "decoder_step_psnr_db",
-                "worst PSNR over the prefill and every decode step's logits vs "
-                "transformers fp32 (teacher-forced)",
-                round(figures.worst_psnr_db, 2),
-            )
-            judge(
-                "decoder_argmax_agreement",
-                "share of steps whose argmax is transformers' greedy token (teacher-forced)",
-                round(figures.argmax_agreement, 4),
-            )
-            ties, confident = figures.near_ties, figures.confident_agreement
-            none_confident = (
-                f"every one of the {len(figures.top2_gap)} positions is a near-tie (transformers' top-2 gap "
-                f"under {NEAR_TIE_GAP}): no token can be held against the program"
-            )
-            judge(
-                "decoder_confident_token_agreement",
-                f"share of new-token positions with transformers' top-2 probability gap >= {NEAR_TIE_GAP} "
-                f"whose argmax is transformers' token (teacher-forced; {len(ties)} near-ties not counted)",
-                None if confident != confident else round(confident, 4),
-                reason=none_confident if confident != confident else None,
-            )
-            judge(
-                "decoder_max_kl_divergence",
-                "largest per-position KL divergence (nats) of the program's next-token distribution from "
-                "transformers' (teacher-forced)",
-                float(f"{figures.max_kl_divergence:.3g}"),
-            )
-            before_tie = ties[0] if ties else len(figures.top2_gap)
-            free = free_running_agreement(agreement, tokens[0, prompt.shape[1] :], before_tie)
-            judge(
-                "decoder_token_agreement",
-                f"share of free-running greedy tokens equal to transformers', over the {before_tie} "
-                "positions before the first near-tie",
-                free,
-                reason=None if before_tie else "the first new-token position is a near-tie",
-            )
-            judge(
-                "decoder_prefill_vs_sequential_psnr_db",
-                "PSNR of the prompt's logits, one prefill vs one "
-                f"decode call per token (first {min(SEQUENTIAL_TOKENS, prompt.shape[1])} tokens)",
-                round(sequential, 2),
-            )
-            details["decoder"] = {
-                "step_psnr_db": [round(v, 2) for v in figures.psnr_db],
-                "top5_overlap": figures.top5_overlap,
-                "top2_gap": [round(g, 4) for g in figures.top2_gap],
-                "kl_divergence": [float(f"{k:.3g}") for k in figures.kl_divergence],
-                "near_tie_positions": ties,
-                "degenerate": is_degenerate(agreement.tokens),
-                "first_diverging_step": agreement.first_diverging_step,
-                "prompt_tokens": prompt[0].tolist(),
-                "generated_tokens": list(agreement.tokens),
-                "reference_tokens": tokens[0, prompt.shape[1] :].tolist(),
-            }
-            if source.tokenizer is not None:
-                details["decoder"]["generated_text"] = source.tokenizer.decode(list(agreement.tokens))
-                details["decoder"]["prompt_text"] = prompt_origin["text"]
+            text = prompt_origin.get("text") if source.tokenizer is not None else None
+            tokenizer = source.tokenizer
+            decoder_checks.step_checks(program, prompt, tokens, reference, judge, details, tokenizer, text)
 
         stage(3, step_by_step)
         stage(4, lambda: decoder_checks.hazards(converted, o, prompt, judge, details))

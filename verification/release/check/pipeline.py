@@ -123,7 +123,14 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
             from .decoder_check import run_stages
 
             config, source = run_stages(stage, planned, reference, options, backend, judge, details)
-        stage(3, lambda: _readiness(options, judging, checks, details))
+        if reference.kind == "encoder":
+            stage(3, lambda: _readiness(options, judging, checks, details))
+        else:
+            from ...decoders.readiness import function_readiness
+
+            stage(
+                3, lambda: details.__setitem__("readiness_per_function", function_readiness(options.package))
+            )
         stage(4, lambda: _compression_found(options, judge, details))
         if reference.kind == "encoder":
             stage(5, lambda: _speed_and_placement(options, planned, judging, checks, details))
