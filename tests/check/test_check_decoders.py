@@ -31,7 +31,7 @@ def _tiny_llama(seed: int, path):
                 p.copy_(1 + 0.3 * torch.randn_like(p))
             elif "q_proj" in name or "k_proj" in name:
                 p.mul_(3.0)
-        model.lm_head.weight.mul_(8.0)
+        model.lm_head.weight.mul_(40.0)
     model.save_pretrained(path)
     return path
 

@@ -11,18 +11,21 @@ from it).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .encoder_check import as_reference_layout
+from .encoder_check import ADDITIVE_MASKED, as_reference_layout
 from .interface import Flexible
 from .mapping import (
     DECODER_INPUTS,
     Mapping,
     MappingError,
     check_map_names,
+    layout_by_shape,
+    layout_shapes,
     match_inputs,
     match_outputs,
     match_states,
@@ -43,6 +46,7 @@ class DecoderPlan:
     prompt_length: int
     new_tokens: int
     mapping: Mapping
+    vocab: int = 0
 
 
 def _functions(interface, map_file) -> tuple[str, str, str]:
@@ -141,7 +145,17 @@ def plan(interface, reference, map_file, options) -> DecoderPlan:
         notes=[f"functions: {how}", f"cache capacity {capacity} slots"],
     )
     return DecoderPlan(
-        prefill, decode, roles, logits, capacity, prefill_length, padded, prompt_length, new_tokens, mapping
+        prefill,
+        decode,
+        roles,
+        logits,
+        capacity,
+        prefill_length,
+        padded,
+        prompt_length,
+        new_tokens,
+        mapping,
+        vocab,
     )
 
 
@@ -185,9 +199,8 @@ class PackageCausalLM:
             else:  # causal_mask (1, 1, q, keys)
                 keys = feature.shape[-1] if isinstance(feature.shape[-1], int) else position + q
                 visible = np.arange(keys)[None, :] <= (position + np.arange(q))[:, None]
-                value = (
-                    visible.astype(np.float32) if match.form == "keep" else np.where(visible, 0.0, -np.inf)
-                )
+                masked = np.where(visible, 0.0, ADDITIVE_MASKED)
+                value = visible.astype(np.float32) if match.form == "keep" else masked
                 value = value.reshape(1, 1, q, keys)
             feed[match.name] = np.asarray(value).astype(dtype)
         return feed
@@ -198,7 +211,12 @@ class PackageCausalLM:
         if self.observe is not None:
             self.observe(function, feed, outputs)
         match = self.plan.logits[function]
-        return as_reference_layout(np.asarray(outputs[match.name], np.float32), match.layout)
+        logits = np.asarray(outputs[match.name], np.float32)
+        if match.layout is None:  # the package declares no output shape: tell the layout from this one
+            shapes = layout_shapes("bsc", 1, ids.shape[1], self.plan.vocab)
+            layout = layout_by_shape(logits.shape, shapes, f"{match.name} {logits.shape}", "logits", function)
+            match = self.plan.logits[function] = dataclasses.replace(match, layout=layout)
+        return as_reference_layout(logits, match.layout)
 
     def prefill(self, input_ids, position=0, position_ids=None, attention_mask=None) -> torch.Tensor:
         ids = np.asarray(input_ids, np.int64).reshape(1, -1)
@@ -282,6 +300,8 @@ def run_stages(stage, planned: DecoderPlan, reference, options, backend, judge, 
         )
 
     stage(1, step_by_step)
+    matched = {m.name: m for m in planned.logits.values()}.values()  # layouts told by the first calls
+    details["mapping"]["outputs"] = [vars(m) for m in matched]
     stage(2, lambda: _hazards(options, planned, calls, judge, details))
     source = decoder_zoo.source_section(reference.decoder_source, origin)
     config = {

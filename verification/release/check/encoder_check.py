@@ -27,7 +27,8 @@ from .mapping import (
 )
 
 DEFAULT_SEQ_LEN = 128  # for a flexible sequence axis, as ``run``'s default
-ADDITIVE_MASKED = -1e4  # an additive mask's masked value: far below any logit, finite in fp16
+ADDITIVE_MASKED = -1e4  # an additive mask's masked value: exp() of it is 0, and it is finite in fp16
+# (-inf would make the mask's own add an fp16 'non-finite op', a fault of the input, not the package)
 
 
 @dataclass

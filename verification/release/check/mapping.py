@@ -68,7 +68,7 @@ class InputMatch:
 class OutputMatch:
     name: str
     reference: str  # the reference model's output field
-    layout: str  # a key of LAYOUTS
+    layout: str | None  # a key of LAYOUTS; None: told by the first call's output (no declared shape)
     how: str
 
 
@@ -117,6 +117,24 @@ def layout_shapes(reference_axes: str, b: int, s: int, c: int | None) -> dict:
     if reference_axes == "bs":
         return {"bs": (b, s), "b11s": (b, 1, 1, s)}
     return {"bc": (b, c)}
+
+
+def layout_by_shape(declared: tuple, shapes: dict, described: str, field_name: str, where: str) -> str:
+    """The one layout of ``shapes`` (``layout_shapes``) the declared or measured shape fits, or exit 2."""
+    fitting = [name for name, shape in shapes.items() if _admits(tuple(declared), shape)]
+    if not fitting:
+        listed = ", ".join(f"{k} {v}" for k, v in shapes.items())
+        raise MappingError(
+            f"{where}: output {described} does not have the shape of the reference's {field_name} in any "
+            f"layout it could be in: {listed}"
+        )
+    if len(fitting) > 1:
+        raise MappingError(
+            f"{where}: output {described} fits layouts {fitting} of the reference's {field_name} (its "
+            f"sequence and channel sizes are equal): give --map FILE with [outputs] "
+            f'{described.split()[0]} = {{ reference = "{field_name}", layout = "..." }}'
+        )
+    return fitting[0]
 
 
 def _admits(declared: tuple, shape: tuple) -> bool:
@@ -231,21 +249,13 @@ def match_outputs(
                     f"{where}: output {feature}: --map says layout {layout} {shapes[layout]}, the package "
                     "declares another shape"
                 )
+        elif feature.shape == ():  # flexible-shape packages declare no output shape
+            how = f"{how}; layout from the first call's output shape"
         else:
-            fitting = [name for name, shape in shapes.items() if _admits(feature.shape, shape)]
-            if not fitting:
-                listed = ", ".join(f"{k} {v}" for k, v in shapes.items())
-                raise MappingError(
-                    f"{where}: output {feature} does not have the shape of the reference's {field_name} in "
-                    f"any layout it could be in: {listed}"
-                )
-            if len(fitting) > 1:
-                raise MappingError(
-                    f"{where}: output {feature} fits layouts {fitting} of the reference's {field_name} "
-                    "(its sequence and channel sizes are equal): give --map FILE with [outputs] "
-                    f'{feature.name} = {{ reference = "{field_name}", layout = "..." }}'
-                )
-            layout, how = fitting[0], f"{how}; layout by shape"
+            layout, how = (
+                layout_by_shape(feature.shape, shapes, str(feature), field_name, where),
+                f"{how}; layout by shape",
+            )
         if any(m.reference == field_name for m in matches):
             raise MappingError(
                 f"{where}: outputs {[m.name for m in matches if m.reference == field_name] + [feature.name]} "
