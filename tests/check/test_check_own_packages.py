@@ -165,3 +165,42 @@ def test_a_map_settles_what_names_cannot(made, tmp_path):
     assert _check(package, "--reference", cases["distilbert"], "--map", mapping, "--out", tmp_path / "o") == 0
     used = json.loads((tmp_path / "o" / "report.json").read_text())["details"]["mapping"]["outputs"][0]
     assert used == {"name": out.name, "reference": "logits", "layout": "bc", "how": "--map"}
+
+
+def test_compression_found_against_what_was_declared(made, tmp_path):
+    """A package palettized by coremltools.optimize directly: declared right, every weight is as
+    declared; declared as int8, every compressed weight differs (and undeclared, nothing is judged)."""
+    import coremltools as ct
+    import coremltools.optimize.coreml as cto
+
+    root, cases, runs = made
+    _, package = runs["distilbert"]
+    config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(nbits=4, mode="kmeans"))
+    compressed = tmp_path / "palettized.mlpackage"
+    cto.palettize_weights(ct.models.MLModel(str(package), skip_model_load=True), config).save(str(compressed))
+
+    def found(*extra):
+        main(
+            [
+                "check",
+                str(compressed),
+                "--reference",
+                str(cases["distilbert"]),
+                *extra,
+                "--out",
+                str(tmp_path / "c"),
+                "--quiet",
+            ]
+        )
+        report = json.loads((tmp_path / "c" / "report.json").read_text())
+        checks = {c["name"]: c for c in report["checks"]}
+        return checks.get("compression_weights_not_as_declared"), report["details"]["compression_found"]
+
+    check, details = found("--compress", "palettize:4")
+    forms = {w["form"] for w in details["weights"]}
+    assert "constexpr_lut_to_dense" in forms and check["value"] == 0 and check["passed"], (check, details)
+    check, details = found("--compress", "quantize:int8")
+    palettized = sum(w["form"] == "constexpr_lut_to_dense" for w in details["weights"])
+    assert check["value"] == palettized > 0 and check["passed"] is False, check
+    check, details = found()
+    assert check is None and details["declared"] is None

@@ -1,7 +1,8 @@
 """The weights of a converted program: which ops carry one, how each is stored, and its dense values.
 
-A weight is a constant input of a conv, linear, matmul or gather op with at least ``WEIGHT_THRESHOLD``
-elements (coremltools' compression skips smaller ones: biases, norms). In a compressed program the input
+A weight is a constant input of a conv, linear, matmul or gather op with more than ``WEIGHT_THRESHOLD``
+elements (coremltools' compression skips the others, biases and norms, and one of exactly 2048 too:
+its rule is ``size > weight_threshold``). In a compressed program the input
 comes from a chain of ``constexpr_*`` ops; its stored size is the sum of the chain's constant inputs at
 their MIL bit widths (uint4 indices: 4 bits each, fp16 tables: 16 ...).
 
@@ -99,7 +100,7 @@ def weights(source, threshold: int = WEIGHT_THRESHOLD, function_name: str | None
                 or not types.is_tensor(var.sym_type)
             ):
                 continue
-            if not types.is_float(var.dtype) or _numel(var) < threshold:
+            if not types.is_float(var.dtype) or _numel(var) <= threshold:  # coremltools: size > threshold
                 continue
             ops, bits = _chain(var)
             form = "+".join(dict.fromkeys(o.op_type for o in ops)) or "dense"
