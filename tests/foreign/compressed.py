@@ -1,5 +1,6 @@
 """A compressed package made by coremltools.optimize directly, applied to coremltools_guide's BERT
-classifier package: the matmul weights palettized (``palettize_weights``, k-means, one table per tensor)
+classifier package: every weight but the embedding palettized (``palettize_weights``, k-means, one table
+per tensor)
 and the embedding table quantized to int8 (``linear_quantize_weights``, symmetric, per channel). What was
 applied is declared as an ane-verify recipe (``declared.toml``, for ``--compress recipe=FILE``) and
 listed weight by weight in the record.
@@ -28,8 +29,10 @@ def _compress(package: str, bits: int):
     import coremltools.optimize.coreml as cto
 
     mlmodel = ct.models.MLModel(package, skip_model_load=True)
+    # every weight palettized but the embedding table (op_type_configs None: left for the int8 pass), as
+    # the declared recipe says (default palettize, gather int8)
     palettes = cto.OptimizationConfig(
-        op_type_configs={"matmul": cto.OpPalettizerConfig(nbits=bits, mode="kmeans")}
+        global_config=cto.OpPalettizerConfig(nbits=bits, mode="kmeans"), op_type_configs={"gather": None}
     )
     mlmodel = cto.palettize_weights(mlmodel, palettes)
     int8 = cto.OptimizationConfig(
@@ -73,8 +76,18 @@ def compressed_bert(directory, defect: str | None = None, seed: int = 7) -> Fore
         "declared": f"recipe={declared}",
         "declared_recipe": _recipe(DECLARED_BITS),
         "applied": [
-            {"call": "palettize_weights", "op_type": "matmul", "nbits": applied_bits, "mode": "kmeans"},
-            {"call": "linear_quantize_weights", "op_type": "gather", "dtype": "int8", "mode": "linear_symmetric"},
+            {
+                "call": "palettize_weights",
+                "op_type": "all but gather",
+                "nbits": applied_bits,
+                "mode": "kmeans",
+            },
+            {
+                "call": "linear_quantize_weights",
+                "op_type": "gather",
+                "dtype": "int8",
+                "mode": "linear_symmetric",
+            },
         ],
         "weight_threshold": WEIGHT_THRESHOLD,
         "weights": _compressed_weights(mlmodel),

@@ -171,7 +171,10 @@ def bert_classifier(directory, defect: str | None = None, seed: int = 7) -> Fore
     config = transformers.BertConfig(**BERT, return_dict=False, attn_implementation="eager")
     model = draw_weights(transformers.BertForSequenceClassification(config).eval(), seed)
     module = _faulty(model, defect, lambda m, i: m.bert.encoder.layer[i].attention.self.query)
-    description = "coremltools guide: transformers BertForSequenceClassification, torch.export, ct.convert mlprogram fp16"
+    description = (
+        "coremltools guide: transformers BertForSequenceClassification, torch.export, "
+        "ct.convert mlprogram fp16"
+    )
     return _make(directory, model, "BertClassifier", module, None, planted, description, seed)
 
 

@@ -56,6 +56,16 @@ def normalized(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def role_by_name(name: str) -> str | None:
+    """The role a name says, also under the ``input_`` prefix coremltools adds to traced argument names
+    (Apple's ane_transformers tutorial package takes ``input_input_ids`` and ``input_attention_mask``)."""
+    key = normalized(name)
+    role = _SYNONYMS.get(key)
+    if role is None and key.startswith("input"):
+        role = _SYNONYMS.get(key[len("input") :])
+    return role
+
+
 @dataclass(frozen=True)
 class InputMatch:
     name: str
@@ -152,7 +162,7 @@ def match_inputs(function, roles: tuple, map_file: MapFile, where: str) -> list:
         if given is not None:
             role, form, how = given.role, given.form, "--map"
         else:
-            role, form, how = _SYNONYMS.get(normalized(feature.name)), None, "by name"
+            role, form, how = role_by_name(feature.name), None, "by name"
         if role not in roles and how == "--map":
             raise MappingError(
                 f"--map {map_file.path}: input {feature.name!r} = {role!r}: this package's function takes "
@@ -300,7 +310,7 @@ def match_states(interface: PackageInterface, functions: list, map_file: MapFile
             )
         states[role] = name
     for name in sorted(declared):
-        role = _SYNONYMS.get(normalized(name))
+        role = role_by_name(name)
         if role in STATE_ROLES and role not in states:
             states[role] = name
     return states
