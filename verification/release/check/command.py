@@ -129,12 +129,12 @@ def refuse_early(args) -> None:
 
 def cmd_check(args) -> int:
     from .. import gate_config
+
+    refuse_early(args)  # before torch, coremltools or transformers is imported
+    thresholds = gate_config.resolve(args.config, args.threshold)
     from ..cli import _report, _say_threshold_files
     from ..console import Progress
     from .pipeline import STAGES, CheckOptions, run
-
-    refuse_early(args)
-    thresholds = gate_config.resolve(args.config, args.threshold)
     options = CheckOptions(
         package=args.package,
         reference=args.reference,
