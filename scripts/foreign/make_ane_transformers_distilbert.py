@@ -86,9 +86,7 @@ def main(out: Path) -> None:
     optimized_model = ane_distilbert.DistilBertForSequenceClassification(baseline_model.config).eval()
     restored = restore(optimized_model, baseline_model)
     inputs = tokenized()
-    traced_optimized_model = torch.jit.trace(
-        optimized_model, (inputs["input_ids"], inputs["attention_mask"])
-    )
+    traced_optimized_model = torch.jit.trace(optimized_model, (inputs["input_ids"], inputs["attention_mask"]))
     ane_mlpackage_obj = ct.convert(
         traced_optimized_model,
         convert_to="mlprogram",
@@ -124,5 +122,7 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "tests/foreign/packages/ane_transformers_distilbert")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "tests/foreign/packages/ane_transformers_distilbert"
+    )
     main(parser.parse_args().out)

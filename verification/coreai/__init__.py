@@ -18,7 +18,15 @@ from .convert import (
     export,
 )
 from .extra import INSTALL_HINT, CoreAIUnavailable, available, missing_reason, require
-from .runtime import COMPUTE_UNITS, CoreAIRuntimeError, Session, describe, predict, predict_async
+from .runtime import (
+    COMPUTE_UNITS,
+    CoreAIRuntimeError,
+    Session,
+    describe,
+    function_descriptors,
+    predict,
+    predict_async,
+)
 
 __all__ = [
     "COMPUTE_UNITS",
@@ -36,6 +44,7 @@ __all__ = [
     "convert_exported",
     "describe",
     "export",
+    "function_descriptors",
     "is_aimodel",
     "missing_reason",
     "open_asset",

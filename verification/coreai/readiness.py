@@ -99,8 +99,8 @@ def _constant_value(op) -> np.ndarray | None:
         return None
 
 
-def view(program) -> ProgramView:
-    """Read a ``CoreAIProgram`` (or an ``AIProgram``) into a ``ProgramView``."""
+def view(program, precision: str | None = None) -> ProgramView:
+    """Read a ``CoreAIProgram`` (or an ``AIProgram``: then give its ``precision``) into a ``ProgramView``."""
     module = program.mlir_module if hasattr(program, "mlir_module") else program._module._mlir_module
     composites: dict[str, str] = {}
     graphs = list(module.body.operations)
@@ -108,7 +108,7 @@ def view(program) -> ProgramView:
         name = str(graph.attributes["sym_name"]).strip('"') if "sym_name" in graph.attributes else "?"
         if "composite_decl" in graph.attributes:
             composites[name] = str(graph.attributes["composite_decl"])
-    result = ProgramView(precision=getattr(program, "precision", "fp32"))
+    result = ProgramView(precision=precision or getattr(program, "precision", "fp32"))
     for graph in graphs:
         graph_name = str(graph.attributes["sym_name"]).strip('"') if "sym_name" in graph.attributes else "?"
         block = graph.regions[0].blocks[0]
@@ -275,9 +275,10 @@ def _linear_ops(program: ProgramView) -> list[Op]:
     ]
 
 
-def readiness_checks(program, *, strict: bool = False) -> list[Check]:
-    """Core AI's Neural Engine authoring rules on ``program`` (a ``CoreAIProgram``), as report checks."""
-    prog = view(program)
+def readiness_checks(program, *, strict: bool = False, precision: str | None = None) -> list[Check]:
+    """Core AI's Neural Engine authoring rules on ``program`` (a ``CoreAIProgram``, or an ``AIProgram``
+    read from a saved asset with its ``precision``), as report checks."""
+    prog = view(program, precision)
     checks = [
         _rule("coreai_no_fused_sdpa", "fused SDPA calls", _fused_sdpa(prog), "no fused SDPA path on the ANE"),
         _rule(

@@ -120,8 +120,10 @@ def _numpy_dtype(name: str):
     return np.dtype(found) if found is not None else None
 
 
-async def _call(model, inputs: Mapping[str, np.ndarray], runtime) -> dict[str, np.ndarray]:
-    function = model.load_function(FUNCTION)
+async def _call(
+    model, inputs: Mapping[str, np.ndarray], runtime, function_name: str = FUNCTION
+) -> dict[str, np.ndarray]:
+    function = model.load_function(function_name)
     _check_inputs(function, inputs)
     feeds = {name: runtime.NDArray(np.ascontiguousarray(value)) for name, value in inputs.items()}
     outputs = await function(feeds)
@@ -156,6 +158,43 @@ def predict(
     ``"neural_engine"``; None is the runtime's default (and the only choice on the interpreter).
     """
     return asyncio.run(predict_async(program_or_path, inputs, compute_unit=compute_unit, runtime=runtime))
+
+
+def function_descriptors(path, runtime=None) -> dict[str, dict[str, list]]:
+    """Each function of a saved ``.aimodel``: its inputs, outputs and states as ``(name, shape, dtype)``,
+    read from the descriptors the runtime gives once the asset is loaded (nothing is run). A dimension
+    the program leaves open is ``None``; dtypes are numpy's names (``int32``, ``float16``...)."""
+    return asyncio.run(_function_descriptors(path, _runtime_module(runtime)))
+
+
+async def _function_descriptors(path, runtime) -> dict[str, dict[str, list]]:
+    def features(names, descriptor):
+        found = []
+        for name in names:
+            d = descriptor(name)
+            shape = [None if s is None or int(s) < 0 else int(s) for s in d.shape]
+            dtype = _numpy_dtype(d.dtype)
+            found.append((name, tuple(shape), dtype.name if dtype is not None else str(d.dtype)))
+        return found
+
+    async def read(model):
+        functions = {}
+        for name in model.function_names:
+            desc = model.load_function(name).desc
+            functions[name] = {
+                "inputs": features(desc.input_names, desc.input_descriptor),
+                "outputs": features(desc.output_names, desc.output_descriptor),
+                "states": features(desc.state_names, desc.state_descriptor),
+            }
+        return functions
+
+    with _saved(path) as saved:
+        if uses_os_runtime(runtime):
+            return await read(await runtime.AIModel.load(saved, specialization_options(runtime, None)))
+        from .asset import open_asset
+
+        async with open_asset(saved).executable() as model:
+            return await read(model)
 
 
 class _saved:
@@ -214,11 +253,11 @@ class Session:
             raise
         return self
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, inputs: Mapping[str, np.ndarray], function_name: str = FUNCTION) -> dict[str, np.ndarray]:
         if self._loop is None:
             raise RuntimeError("Session.run: use the session inside a `with` block")
         inputs = {name: np.asarray(value) for name, value in inputs.items()}
-        return self._loop.run_until_complete(_call(self._model, inputs, self.runtime))
+        return self._loop.run_until_complete(_call(self._model, inputs, self.runtime, function_name))
 
     def __exit__(self, *exc) -> None:
         try:

@@ -16,10 +16,15 @@ def add_parser(commands) -> None:
     check = commands.add_parser(
         "check",
         help="verify a package converted by anyone against the model it was converted from",
-        description="Verify an .mlpackage, converted by any tool, against its reference model: parity of "
-        "every output, fp16 hazards, readiness, the compression it holds; the same reports as run.",
+        description="Verify an .mlpackage or a Core AI .aimodel, converted by any tool, against its "
+        "reference model: parity of every output, fp16 hazards, readiness, the compression it holds; the "
+        "same reports as run.",
     )
-    check.add_argument("package", metavar="PACKAGE", help="the .mlpackage to verify (an ML Program)")
+    check.add_argument(
+        "package",
+        metavar="PACKAGE",
+        help="the .mlpackage (an ML Program) or Core AI .aimodel to verify",
+    )
     check.add_argument(
         "--reference",
         required=True,
@@ -89,21 +94,23 @@ def refuse_early(args) -> None:
 
     package = Path(args.package)
     if not package.exists():
-        raise CheckInputError(f"PACKAGE: no such package {args.package!r} (expected an .mlpackage directory)")
-    if package.suffix == ".aimodel":
         raise CheckInputError(
-            f"PACKAGE: {args.package!r} is a Core AI model; check judges Core ML packages (.mlpackage) "
-            "for now"
+            f"PACKAGE: no such package {args.package!r} (expected an .mlpackage or .aimodel directory)"
         )
-    if not package.is_dir() or package.suffix != ".mlpackage":
-        raise CheckInputError(f"PACKAGE: {args.package!r} is not an .mlpackage directory")
-    manifest = package / "Manifest.json"
-    try:
-        json.loads(manifest.read_text())
-    except (OSError, ValueError):
+    if package.suffix == ".aimodel":
+        _refuse_early_aimodel(package, args)
+    elif not package.is_dir() or package.suffix != ".mlpackage":
         raise CheckInputError(
-            f"PACKAGE: {args.package!r} has no readable Manifest.json (a corrupt package)"
-        ) from None
+            f"PACKAGE: {args.package!r} is not an .mlpackage (Core ML) or .aimodel (Core AI) directory"
+        )
+    else:
+        manifest = package / "Manifest.json"
+        try:
+            json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            raise CheckInputError(
+                f"PACKAGE: {args.package!r} has no readable Manifest.json (a corrupt package)"
+            ) from None
     for name in ("seq_len", "batch_size", "prefill_len"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -125,6 +132,26 @@ def refuse_early(args) -> None:
         raise CheckInputError(f"--out: {args.out!r} exists and is not a directory")
     if out.resolve() == package.resolve() or package.resolve() in out.resolve().parents:
         raise CheckInputError(f"--out: {args.out!r} is inside the package; expected a directory of its own")
+
+
+def _refuse_early_aimodel(package: Path, args) -> None:
+    """A Core AI asset: the extra installed, a directory, and no option that only a Core ML package has."""
+    from ...coreai.extra import missing_reason
+
+    if not package.is_dir():
+        raise CheckInputError(f"PACKAGE: {args.package!r} is not a directory (a Core AI .aimodel is one)")
+    reason = missing_reason()
+    if reason is not None:
+        raise CheckInputError(f"PACKAGE: {args.package!r} is a Core AI asset and {reason}")
+    if args.backend != "auto":
+        raise CheckInputError(
+            f"--backend {args.backend}: a Core AI asset runs on Core AI's runtime only (expected auto)"
+        )
+    if args.compress is not None:
+        raise CheckInputError(
+            f"--compress {args.compress}: the compression found is read from Core ML packages only; a "
+            "Core AI asset's is not read yet"
+        )
 
 
 def cmd_check(args) -> int:

@@ -26,6 +26,7 @@ from .mapping import (
     match_outputs,
 )
 
+HAZARD_CHECKS = ("fp16_non_finite_ops", "fp16_unrepresentable_constants")
 DEFAULT_SEQ_LEN = 128  # for a flexible sequence axis, as ``run``'s default
 ADDITIVE_MASKED = -1e4  # an additive mask's masked value: exp() of it is 0, and it is finite in fp16
 # (-inf would make the mask's own add an fp16 'non-finite op', a fault of the input, not the package)
@@ -123,7 +124,8 @@ def feeds(function, inputs, by_role: dict) -> dict:
         array = value.numpy()
         if match.form == "additive":
             array = np.where(array > 0, 0.0, ADDITIVE_MASKED)
-        dtype = {"int32": np.int32, "fp16": np.float16, "fp32": np.float32}.get(feature.dtype, np.float32)
+        dtypes = {"int32": np.int32, "int64": np.int64, "fp16": np.float16, "fp32": np.float32}
+        dtype = dtypes.get(feature.dtype, np.float32)
         shape = tuple(d if isinstance(d, int) else -1 for d in feature.shape)
         if shape.count(-1) <= 1 and len(shape) != array.ndim:
             array = array.reshape(shape)  # e.g. a (B, 1, 1, S) mask

@@ -16,6 +16,7 @@ from .. import staging as staging_folder
 from ..context import adopted_check, judged_check
 from ..pipeline import REPORT_FILES, _publish, _target_config, prepare_output
 from ..resources import StageMeter, fp32_weight_bytes
+from .mapping import MappingError
 
 STAGES = (
     "read the package and the reference",
@@ -82,10 +83,21 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
     map_file = read_map(options.map)
     found = inspect_reference(options.reference)
     meter = StageMeter()
+    core_ai = Path(options.package).suffix == ".aimodel"
     progress(0, STAGES[0], None)
     with meter.stage(STAGES[0]):
-        interface = load_interface(options.package)
+        if core_ai:
+            from . import aimodel
+
+            interface = aimodel.load_interface(options.package)
+        else:
+            interface = load_interface(options.package)
         reference = load_reference(found)
+        if core_ai and reference.kind != "encoder":
+            raise MappingError(
+                f"{options.package}: a Core AI asset is checked against an encoder; the reference "
+                f"{reference.label} is a causal LM (run --target coreai converts encoders only, too)"
+            )
         if reference.kind != "encoder":
             from .decoder_check import plan as decoder_plan
 
@@ -94,9 +106,9 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
             planned = encoder_check.plan(
                 interface, reference, map_file, options.seq_len, options.batch_size, options.texts
             )
-        options.precision = _precision_of(options.package)
+        options.precision = (aimodel.precision_of if core_ai else _precision_of)(options.package)
     progress(0, STAGES[0], meter.stages[-1]["seconds"])
-    backend = resolve_backend(options.backend)
+    backend = "coreai" if core_ai else resolve_backend(options.backend)
     out = Path(options.out)
     created = prepare_output(out)
     staging = staging_folder.create(out)
@@ -115,7 +127,17 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
         return result
 
     try:
-        if reference.kind == "encoder":
+        if core_ai:
+            config, source = aimodel.run_stages(
+                stage,
+                planned,
+                reference,
+                options,
+                judge,
+                lambda found: checks.extend(adopted_check(c, judging) for c in found),
+                details,
+            )
+        elif reference.kind == "encoder":
             config, source = _encoder_stages(
                 stage, planned, interface, reference, options, backend, judge, details
             )
@@ -123,7 +145,9 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
             from .decoder_check import run_stages
 
             config, source = run_stages(stage, planned, reference, options, backend, judge, details)
-        if reference.kind == "encoder":
+        if core_ai:
+            pass  # Core AI's rules ran with parity; compression and speed are read from Core ML packages
+        elif reference.kind == "encoder":
             stage(3, lambda: _readiness(options, judging, checks, details))
         else:
             from ...decoders.readiness import function_readiness
@@ -131,8 +155,9 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
             stage(
                 3, lambda: details.__setitem__("readiness_per_function", function_readiness(options.package))
             )
-        stage(4, lambda: _compression_found(options, judge, details))
-        if reference.kind == "encoder":
+        if not core_ai:
+            stage(4, lambda: _compression_found(options, judge, details))
+        if reference.kind == "encoder" and not core_ai:
             stage(5, lambda: _speed_and_placement(options, planned, judging, checks, details))
         progress(len(STAGES) - 1, STAGES[-1], None)
         details["stages"] = meter.stages
@@ -148,7 +173,7 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
                         "exporter": "foreign",
                         "backend": backend,
                         "package": str(Path(options.package).resolve()),
-                        **_target_config("coreml", backend),
+                        **_target_config("coreai" if core_ai else "coreml", backend),
                     },
                     "environment": environment_section(),
                     "source": source,
@@ -176,7 +201,7 @@ def _encoder_stages(stage, planned, interface, reference, options, backend, judg
     from ...coreml import StatefulSession
     from ..model_zoo import inputs_source
     from ..stages import fp16_hazard_checks
-    from .encoder_check import feeds, output_parity
+    from .encoder_check import HAZARD_CHECKS, feeds, output_parity
 
     function, by_role = planned.function, planned.by_role
     feed = feeds(function, planned.inputs, by_role)
@@ -199,15 +224,12 @@ def _encoder_stages(stage, planned, interface, reference, options, backend, judg
         stage(2, lambda: fp16_hazard_checks(options.package, feed, judge, details, function.name))
     else:
         reason = "the package computes in fp32: no fp16 hazards to look for"
-        stage(2, lambda: [judge(n, "fp16 hazards", None, reason) for n in _HAZARD_CHECKS])
+        stage(2, lambda: [judge(n, "fp16 hazards", None, reason) for n in HAZARD_CHECKS])
     batch, seq = by_role["input_ids"].shape
     pair = reference.pair
     source = {**reference.source, "inputs": inputs_source(pair, batch, list(options.texts) or None)}
     details["mapping"]["inputs_used"] = {k: list(v.shape) for k, v in feed.items()}
     return {"seq_len": int(seq), "batch_size": int(batch), "function": function.name}, source
-
-
-_HAZARD_CHECKS = ("fp16_non_finite_ops", "fp16_unrepresentable_constants")
 
 
 def _readiness(options, judging, checks, details) -> None:
