@@ -1,7 +1,7 @@
 """``ane-verify check MODEL.aimodel``: a Core AI asset judged on Core AI's runtime (the interpreter bundled
-in coreai-core here). The asset ``run --target coreai`` made gets ``run``'s figure back and PASSES; assets
-converted straight from transformers by coreai-torch (tests/foreign/coreai_straight.py) hold parity and
-are told they break Core AI's Neural Engine rules; each planted defect fails; bad input exits 2."""
+in coreai-core here). The asset ``run --target coreai`` made gets ``run``'s figure back and PASSES; bad
+input exits 2. Assets converted straight from transformers by coreai-torch, and their planted defects:
+test_check_foreign_encoders.py, beside coremltools' packages."""
 
 import json
 from pathlib import Path
@@ -27,11 +27,7 @@ def _check(package, reference, out, *extra) -> tuple[int, dict, dict]:
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coreai-straight")
-    return {
-        "bert": coreai_straight.bert_classifier(root / "bert"),
-        "distilbert": coreai_straight.distilbert_model(root / "distilbert"),
-    }
+    return coreai_straight.distilbert_model(tmp_path_factory.mktemp("coreai-straight"))
 
 
 @pytest.fixture(scope="module")
@@ -64,45 +60,6 @@ def test_check_agrees_with_run_on_its_own_asset_and_passes(own_run, tmp_path):
     assert checks["fp16_non_finite_ops"]["measured"] is False and checks["fp16_non_finite_ops"]["reason"]
 
 
-@pytest.mark.parametrize("name", ["bert", "distilbert"])
-def test_coreai_torch_straight_from_transformers_holds_parity_and_breaks_the_ane_rules(
-    straight, name, tmp_path
-):
-    record = straight[name]
-    code, checks, report = _check(record.package, record.reference, tmp_path / "c")
-    assert checks["coreai_parity_psnr_db"]["passed"], checks["coreai_parity_psnr_db"]
-    layout = report["details"]["mapping"]["outputs"][0]
-    assert (layout["name"], layout["layout"]) == (record.outputs[0].name, record.outputs[0].layout)
-    # transformers' nn.Linear projections stay matmuls with a constant weight: not authored for the ANE
-    assert checks["coreai_linear_ops"]["passed"] is False, checks["coreai_linear_ops"]
-    assert code == 1
-
-
-@pytest.mark.parametrize(
-    "producer, defect",
-    [
-        ("bert_classifier", "swapped_query"),
-        ("bert_classifier", "mask_inverted"),
-        ("distilbert_model", "bsc_scrambled"),
-    ],
-)
-def test_each_planted_defect_fails_parity(straight, producer, defect, tmp_path):
-    record = getattr(coreai_straight, producer)(tmp_path / "made", defect=defect)
-    reference = straight["bert" if producer == "bert_classifier" else "distilbert"].reference
-    code, checks, _ = _check(record.package, reference, tmp_path / "c")
-    assert code == 1 and checks["coreai_parity_psnr_db"]["value"] < 40, (
-        defect,
-        checks["coreai_parity_psnr_db"],
-    )
-
-
-def test_a_transposed_output_is_told_by_its_shape(straight, tmp_path):
-    record = coreai_straight.distilbert_model(tmp_path / "made", defect="bcs")
-    _, checks, report = _check(record.package, straight["distilbert"].reference, tmp_path / "c")
-    assert report["details"]["mapping"]["outputs"][0]["layout"] == "bcs"
-    assert checks["coreai_parity_psnr_db"]["passed"], checks["coreai_parity_psnr_db"]
-
-
 @pytest.mark.parametrize(
     "extra, expected",
     [
@@ -111,7 +68,7 @@ def test_a_transposed_output_is_told_by_its_shape(straight, tmp_path):
     ],
 )
 def test_options_a_core_ai_asset_cannot_take_are_refused(straight, extra, expected, tmp_path, capsys):
-    record = straight["distilbert"]
+    record = straight
     code = main(
         ["check", record.package, "--reference", record.reference, *extra, "--out", str(tmp_path / "o")]
     )
@@ -121,9 +78,7 @@ def test_options_a_core_ai_asset_cannot_take_are_refused(straight, extra, expect
 
 
 def test_a_causal_lm_reference_is_refused_before_anything_runs(straight, tmp_path, capsys):
-    code = main(
-        ["check", straight["distilbert"].package, "--reference", "smollm2", "--out", str(tmp_path / "o")]
-    )
+    code = main(["check", straight.package, "--reference", "smollm2", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "causal LM" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
@@ -136,9 +91,7 @@ def test_what_is_not_a_core_ai_asset_is_refused(straight, kind, tmp_path, capsys
         asset.write_text("not an asset")
     else:
         asset.mkdir()
-    code = main(
-        ["check", str(asset), "--reference", straight["distilbert"].reference, "--out", str(tmp_path / "o")]
-    )
+    code = main(["check", str(asset), "--reference", straight.reference, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "broken.aimodel" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
@@ -150,8 +103,6 @@ def test_without_the_coreai_extra_an_asset_is_refused_with_the_install_command(
     from verification.coreai import extra
 
     monkeypatch.setattr(extra, "missing_reason", lambda: f"coreai not installed; {extra.INSTALL_HINT}")
-    code = main(
-        ["check", straight["distilbert"].package, "--reference", "distilbert", "--out", str(tmp_path / "o")]
-    )
+    code = main(["check", straight.package, "--reference", "distilbert", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "pip install" in err and len(err.strip().splitlines()) == 1, err

@@ -1,7 +1,8 @@
 """``ane-verify check`` of encoder packages made by other producers' code (tests/foreign): Apple's
 ``ane_transformers`` tutorial DistilBERT (checked in, made in its own environment), BERT and DistilBERT
-converted straight by coremltools as its guide does, and the guide's BERT compressed by
-``coremltools.optimize``. Each is judged against its checkpoint, and each planted defect fails."""
+converted straight by coremltools as its guide does and by coreai-torch (Core AI assets), and the guide's
+BERT compressed by ``coremltools.optimize``. Each is judged against its checkpoint, and each planted defect
+fails."""
 
 import json
 import shutil
@@ -11,7 +12,7 @@ import pytest
 import torch
 import transformers
 
-from tests.foreign import coremltools_guide
+from tests.foreign import coreai_straight, coremltools_guide
 from tests.foreign.compressed import compressed_bert
 from verification.release.cli import main
 
@@ -51,52 +52,87 @@ def test_apples_package_fails_against_a_reference_with_two_layers_swapped(tmp_pa
     assert code == 1 and checks["coreml_parity_psnr_db"]["passed"] is False, checks["coreml_parity_psnr_db"]
 
 
+# Straight from transformers, each producer's own way: coremltools as its guide converts (a Core ML
+# package, readiness told by copies per layer) and coreai-torch (a Core AI asset, judged on Core AI's
+# interpreter: projections left as matmuls with constant weights break Core AI's rules).
+PRODUCERS = {
+    "coremltools_guide": (coremltools_guide, "coreml_parity_psnr_db", "readiness_copies_per_layer"),
+    "coreai_straight": (coreai_straight, "coreai_parity_psnr_db", "coreai_linear_ops"),
+}
+BY_PRODUCER = [
+    "coremltools_guide",
+    pytest.param("coreai_straight", marks=pytest.mark.coreai),
+]
+
+
 @pytest.fixture(scope="module")
-def guide(tmp_path_factory):
-    root = tmp_path_factory.mktemp("guide")
-    return {
-        "bert": coremltools_guide.bert_classifier(root / "bert"),
-        "distilbert": coremltools_guide.distilbert_model(root / "distilbert"),
-    }
+def straight(tmp_path_factory):
+    """producer -> {"bert": record, "distilbert": record}, each faithful record made once."""
+    made: dict = {}
+
+    def get(producer: str) -> dict:
+        if producer not in made:
+            root, module = tmp_path_factory.mktemp(producer), PRODUCERS[producer][0]
+            made[producer] = {
+                "bert": module.bert_classifier(root / "bert"),
+                "distilbert": module.distilbert_model(root / "distilbert"),
+            }
+        return made[producer]
+
+    return get
 
 
+@pytest.mark.parametrize("producer", BY_PRODUCER)
 @pytest.mark.parametrize("name", ["bert", "distilbert"])
-def test_coremltools_straight_from_transformers_holds_parity_and_is_told_not_ane_ready(guide, name, tmp_path):
-    """Parity passes; the package is not laid out for the Neural Engine, and check says so: readiness
-    counts the guide's per-layer copies, and the fp16 hazards find transformers' finfo.min mask."""
-    record = guide[name]
+def test_straight_from_transformers_holds_parity_and_is_told_not_ane_ready(
+    straight, producer, name, tmp_path
+):
+    """Parity passes; the package is not laid out for the Neural Engine, and check says so (for
+    coremltools' package also the fp16 hazard of transformers' finfo.min mask)."""
+    record = straight(producer)[name]
+    _, parity, not_ready = PRODUCERS[producer]
     code, checks, details = _check(record.package, record.reference, tmp_path / "c")
-    assert checks["coreml_parity_psnr_db"]["passed"], checks["coreml_parity_psnr_db"]
-    assert details["mapping"]["outputs"][0]["layout"] == "bsc" if name == "distilbert" else "bc"
-    assert checks["readiness_copies_per_layer"]["passed"] is False, checks["readiness_copies_per_layer"]
+    assert checks[parity]["passed"], checks[parity]
+    found = details["mapping"]["outputs"][0]
+    assert found["layout"] == ("bc" if name == "bert" else "bsc"), found
+    assert checks[not_ready]["passed"] is False, checks[not_ready]
     assert code == 1
 
 
+@pytest.mark.parametrize("producer", BY_PRODUCER)
 @pytest.mark.parametrize(
-    "producer, defect",
+    "model, defect",
     [
-        ("bert_classifier", "swapped_query"),
-        ("distilbert_model", "bsc_scrambled"),
-        pytest.param("bert_classifier", "mask_inverted", marks=pytest.mark.slow),
+        ("bert", "swapped_query"),
+        ("distilbert", "bsc_scrambled"),
+        pytest.param("bert", "mask_inverted", marks=pytest.mark.slow),
     ],
 )
-def test_each_planted_defect_fails_parity(guide, producer, defect, tmp_path):
-    record = getattr(coremltools_guide, producer)(tmp_path / "made", defect=defect)
-    reference = guide["bert" if producer == "bert_classifier" else "distilbert"].reference
+def test_each_planted_defect_fails_parity(straight, producer, model, defect, tmp_path):
+    module, parity, _ = PRODUCERS[producer]
+    make = module.bert_classifier if model == "bert" else module.distilbert_model
+    record = make(tmp_path / "made", defect=defect)
     shutil.rmtree(record.reference)  # the producer's own checkpoint is the same seeded one
-    code, checks, _ = _check(record.package, reference, tmp_path / "c")
-    assert code == 1 and checks["coreml_parity_psnr_db"]["value"] < 40, (
-        defect,
-        checks["coreml_parity_psnr_db"],
-    )
+    code, checks, _ = _check(record.package, straight(producer)[model].reference, tmp_path / "c")
+    assert code == 1 and checks[parity]["value"] < 40, (producer, defect, checks[parity])
 
 
-def test_a_transposed_output_is_told_by_its_shape(guide, tmp_path):
+@pytest.mark.coreai
+def test_a_mask_inverted_in_a_core_ai_asset_fails_parity(straight, tmp_path):
+    """The fast selection's mask defect (Core AI converts in about 2 s; the Core ML one is slow)."""
+    record = coreai_straight.bert_classifier(tmp_path / "made", defect="mask_inverted")
+    code, checks, _ = _check(record.package, straight("coreai_straight")["bert"].reference, tmp_path / "c")
+    assert code == 1 and checks["coreai_parity_psnr_db"]["value"] < 40, checks["coreai_parity_psnr_db"]
+
+
+@pytest.mark.parametrize("producer", BY_PRODUCER)
+def test_a_transposed_output_is_told_by_its_shape(straight, producer, tmp_path):
     """(B, C, S) with the name kept: check reads the layout from the shape and compares it right."""
-    record = coremltools_guide.distilbert_model(tmp_path / "made", defect="bcs")
-    code, checks, details = _check(record.package, guide["distilbert"].reference, tmp_path / "c")
+    module, parity, _ = PRODUCERS[producer]
+    record = module.distilbert_model(tmp_path / "made", defect="bcs")
+    _, checks, details = _check(record.package, straight(producer)["distilbert"].reference, tmp_path / "c")
     assert details["mapping"]["outputs"][0]["layout"] == "bcs"
-    assert checks["coreml_parity_psnr_db"]["passed"], checks["coreml_parity_psnr_db"]
+    assert checks[parity]["passed"], checks[parity]
 
 
 @pytest.mark.parametrize("defect", [None, "bits_mismatch"])
