@@ -8,7 +8,6 @@ the run completes, as for encoders.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,10 @@ from verification.decoders.readiness import function_readiness
 from verification.metrics import psnr
 
 from . import decoder_args, decoder_checks, decoder_zoo
-from . import staging as staging_folder
 from .context import judged_check
 from .decoder_args import DecoderOptions  # noqa: F401 (re-exported)
 from .model_zoo import ModelInputError
-from .pipeline import REPORT_FILES, _publish, _target_config, prepare_output
+from .pipeline import REPORT_FILES, _target_config, publish_report, staged_output
 from .resources import StageMeter, fp32_weight_bytes
 
 STAGES = (
@@ -71,17 +69,12 @@ def _prompt(source, o: DecoderOptions) -> tuple[torch.Tensor, dict]:
 def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = lambda *a: None) -> dict:
     from verification.coreml.predict import resolve_backend
 
-    from .reports.schema import environment_section, seal, stamped
-    from .reports.write import write_reports
-
     check_options(o)
     backend = resolve_backend(o.backend)
     out = Path(o.out)
     from ..coreml import program_cache  # imports coremltools: before the staging folder exists
 
     cache_events = len(program_cache.EVENTS)
-    created = prepare_output(out)
-    staging = staging_folder.create(out)
     checks, details, meter = [], {}, StageMeter()
 
     def stage(index, body):
@@ -95,7 +88,7 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
         checks.append(judged_check(name, metric, value, _Ctx(o), reason=reason))
         return checks[-1]
 
-    try:
+    with staged_output(out) as staging:
         source = stage(
             0, lambda: decoder_zoo.from_weights(o.weights) if o.weights else decoder_zoo.seeded_smollm2()
         )
@@ -148,40 +141,26 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
             "mlpackage": str(out / package.name),
             **{key: str(out / name) for key, name in REPORT_FILES.items()},
         }
-        report = seal(
-            stamped(
-                {
-                    "schema_version": 1,
-                    "model": source.name if source.origin == "seeded" else source.origin,
-                    "config": {
-                        "seq_len": o.prefill_len,
-                        "batch_size": 1,
-                        "precision": o.precision,
-                        "exporter": "trace",
-                        "backend": backend,
-                        "cache": o.cache,
-                        "context": o.context,
-                        "new_tokens": o.new_tokens,
-                        **_target_config("coreml", backend),
-                    },
-                    "environment": environment_section(),
-                    "source": decoder_zoo.source_section(source, prompt_origin),
-                    "checks": checks,
-                    "artifacts": artifacts,
-                    "details": details,
-                }
-            )
+        return publish_report(
+            staging,
+            out,
+            model=source.name if source.origin == "seeded" else source.origin,
+            config={
+                "seq_len": o.prefill_len,
+                "batch_size": 1,
+                "precision": o.precision,
+                "exporter": "trace",
+                "backend": backend,
+                "cache": o.cache,
+                "context": o.context,
+                "new_tokens": o.new_tokens,
+                **_target_config("coreml", backend),
+            },
+            source=decoder_zoo.source_section(source, prompt_origin),
+            checks=checks,
+            artifacts=artifacts,
+            details=details,
         )
-        write_reports(report, staging)
-        _publish(staging, out)
-        return report
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass

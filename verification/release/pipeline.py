@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import model_zoo
@@ -53,8 +54,6 @@ def run(
 
     ``plan``: ``preflight.plan(options)`` when the caller already made it (every argument is checked
     there, before anything is built); ``step(label, done, total)`` reports progress inside a stage."""
-    from .reports.schema import environment_section, seal, stamped
-
     plan = plan or make_plan(options)
     titles, functions = stages_for(options.target)  # checks the target (and the coreai extra) first
     if options.target == "coreml":
@@ -63,11 +62,9 @@ def run(
     from ..coreml import program_cache  # imports coremltools: before the staging folder exists
 
     cache_events = len(program_cache.EVENTS)
-    created = prepare_output(out)
-    staging = staging_folder.create(out)
-    ctx = Context(options=options, staging=staging, plan=plan, progress=step)
     meter = StageMeter()
-    try:
+    with staged_output(out) as staging:
+        ctx = Context(options=options, staging=staging, plan=plan, progress=step)
         for index, (title, stage) in enumerate(zip(titles, functions, strict=False)):
             progress(index, title, None)
             with meter.stage(title):
@@ -78,35 +75,36 @@ def run(
         ctx.details["stages"] = meter.stages
         ctx.details["memory"] = meter.memory_section(fp32_weight_bytes(ctx.pair.baseline))
         ctx.details["program_cache"] = program_cache.summary(cache_events)
-        artifacts = {key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()}
-        source = ctx.details.pop("source")
-        report = seal(
-            stamped(
-                {
-                    "schema_version": 1,
-                    "model": ctx.pair.name,
-                    "config": {
-                        "seq_len": options.seq_len,
-                        "batch_size": options.batch_size,
-                        "precision": options.precision,
-                        "exporter": options.exporter if options.target == "coreml" else "export",
-                        "backend": ctx.backend,
-                        **_target_config(options.target, ctx.backend),
-                    },
-                    "environment": environment_section(),
-                    "source": source,
-                    "checks": ctx.checks,
-                    "artifacts": artifacts,
-                    "details": ctx.details,
-                }
-            )
+        report = publish_report(
+            staging,
+            out,
+            model=ctx.pair.name,
+            config={
+                "seq_len": options.seq_len,
+                "batch_size": options.batch_size,
+                "precision": options.precision,
+                "exporter": options.exporter if options.target == "coreml" else "export",
+                "backend": ctx.backend,
+                **_target_config(options.target, ctx.backend),
+            },
+            source=ctx.details.pop("source"),
+            checks=ctx.checks,
+            artifacts={key: str(out / name) for key, name in {**ctx.artifacts, **REPORT_FILES}.items()},
+            details=ctx.details,
         )
-        from .reports.write import write_reports
-
-        write_reports(report, staging)
-        _publish(staging, out)
         progress(len(titles) - 1, titles[-1], round(time.perf_counter() - gate_start, 2))
         return report
+
+
+@contextmanager
+def staged_output(out: Path) -> Iterator[Path]:
+    """A staging folder inside ``out`` (created, checked) for everything a command writes. On any failure
+    the staging folder goes, and ``out`` too when this command created it: nothing half-written is left.
+    The staging folder is removed in every case; ``publish_report`` moves its contents out first."""
+    created = prepare_output(out)
+    staging = staging_folder.create(out)
+    try:
+        yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created:
@@ -114,6 +112,41 @@ def run(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_report(
+    staging: Path,
+    out: Path,
+    *,
+    model: str,
+    config: dict,
+    source: dict,
+    checks: list,
+    artifacts: dict,
+    details: dict,
+) -> dict:
+    """Seal the report (schema 1, stamped with the tool's version and this environment), write its four
+    files into ``staging``, then move everything staged into ``out``; returns the report."""
+    from .reports.schema import environment_section, seal, stamped
+    from .reports.write import write_reports
+
+    report = seal(
+        stamped(
+            {
+                "schema_version": 1,
+                "model": model,
+                "config": config,
+                "environment": environment_section(),
+                "source": source,
+                "checks": checks,
+                "artifacts": artifacts,
+                "details": details,
+            }
+        )
+    )
+    write_reports(report, staging)
+    _publish(staging, out)
+    return report
 
 
 def _target_config(target: str, backend: str) -> dict:

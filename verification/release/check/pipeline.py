@@ -7,14 +7,12 @@ between them, the sizes) is decided first: a ``MappingError`` then exits 2 with 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import staging as staging_folder
 from ..context import adopted_check, judged_check
-from ..pipeline import REPORT_FILES, _publish, _target_config, prepare_output
+from ..pipeline import REPORT_FILES, _target_config, publish_report, staged_output
 from ..resources import StageMeter, fp32_weight_bytes
 from .mapping import MappingError
 
@@ -74,7 +72,6 @@ def _precision_of(package: str) -> str:
 
 def run(options: CheckOptions, progress: Callable[[int, str, float | None], None] = lambda *a: None) -> dict:
     from ...coreml import resolve_backend
-    from ..reports.schema import environment_section, seal, stamped
     from . import encoder_check
     from .interface import load_interface
     from .map_file import read_map
@@ -110,8 +107,6 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
     progress(0, STAGES[0], meter.stages[-1]["seconds"])
     backend = "coreai" if core_ai else resolve_backend(options.backend)
     out = Path(options.out)
-    created = prepare_output(out)
-    staging = staging_folder.create(out)
     checks: list = []
     details: dict = {"mapping": planned.mapping.to_dict()}
     judging = _Judging(options, getattr(reference.pair, "architecture", None))
@@ -126,8 +121,8 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
         progress(index, STAGES[index], meter.stages[-1]["seconds"])
         return result
 
-    try:
-        if core_ai:
+    with staged_output(out) as staging:
+        if core_ai:  # parity, then Core AI's rules; compression and speed are read from Core ML packages
             config, source = aimodel.run_stages(
                 stage,
                 planned,
@@ -141,60 +136,37 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
             config, source = _encoder_stages(
                 stage, planned, interface, reference, options, backend, judge, details
             )
+            stage(3, lambda: _readiness(options, judging, checks, details))
+            stage(4, lambda: _compression_found(options, judge, details))
+            stage(5, lambda: _speed_and_placement(options, planned, judging, checks, details))
         else:
+            from ...decoders.readiness import function_readiness
             from .decoder_check import run_stages
 
             config, source = run_stages(stage, planned, reference, options, backend, judge, details)
-        if core_ai:
-            pass  # Core AI's rules ran with parity; compression and speed are read from Core ML packages
-        elif reference.kind == "encoder":
-            stage(3, lambda: _readiness(options, judging, checks, details))
-        else:
-            from ...decoders.readiness import function_readiness
-
-            stage(
-                3, lambda: details.__setitem__("readiness_per_function", function_readiness(options.package))
-            )
-        if not core_ai:
+            per_function = "readiness_per_function"
+            stage(3, lambda: details.__setitem__(per_function, function_readiness(options.package)))
             stage(4, lambda: _compression_found(options, judge, details))
-        if reference.kind == "encoder" and not core_ai:
-            stage(5, lambda: _speed_and_placement(options, planned, judging, checks, details))
         progress(len(STAGES) - 1, STAGES[-1], None)
         details["stages"] = meter.stages
         details["memory"] = meter.memory_section(fp32_weight_bytes(reference.model))
-        report = seal(
-            stamped(
-                {
-                    "schema_version": 1,
-                    "model": reference.label,
-                    "config": {
-                        **config,
-                        "precision": options.precision,
-                        "exporter": "foreign",
-                        "backend": backend,
-                        "package": str(Path(options.package).resolve()),
-                        **_target_config("coreai" if core_ai else "coreml", backend),
-                    },
-                    "environment": environment_section(),
-                    "source": source,
-                    "checks": checks,
-                    "artifacts": {key: str(out / name) for key, name in REPORT_FILES.items()},
-                    "details": details,
-                }
-            )
+        return publish_report(
+            staging,
+            out,
+            model=reference.label,
+            config={
+                **config,
+                "precision": options.precision,
+                "exporter": "foreign",
+                "backend": backend,
+                "package": str(Path(options.package).resolve()),
+                **_target_config("coreai" if core_ai else "coreml", backend),
+            },
+            source=source,
+            checks=checks,
+            artifacts={key: str(out / name) for key, name in REPORT_FILES.items()},
+            details=details,
         )
-        from ..reports.write import write_reports
-
-        write_reports(report, staging)
-        _publish(staging, out)
-        return report
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _encoder_stages(stage, planned, interface, reference, options, backend, judge, details):
