@@ -16,6 +16,7 @@ from tests.foreign import coreai_straight, coremltools_guide
 from tests.foreign.compressed import compressed_bert
 from verification.release.cli import main
 
+TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 ANE_TRANSFORMERS = Path(__file__).parents[1] / "foreign" / "packages" / "ane_transformers_distilbert"
 
 
@@ -92,7 +93,13 @@ def test_straight_from_transformers_holds_parity_and_is_told_not_ane_ready(
     record = straight(producer)[name]
     _, parity, not_ready = PRODUCERS[producer]
     code, checks, details = _check(record.package, record.reference, tmp_path / "c")
-    assert checks[parity]["passed"], checks[parity]
+    if producer == "coremltools_guide" and name == "bert" and TRANSFORMERS_MAJOR < 5:
+        # transformers 4 masks BERT's scores with (1 - mask) * finfo(float32).min, which the fp16 program
+        # holds as -inf, and 0 * -inf is NaN (coremltools #2669): the package outputs NaN; check says so
+        assert checks[parity]["value"] == "nan" and checks[parity]["passed"] is False, checks[parity]
+        assert checks["fp16_non_finite_ops"]["passed"] is False, checks["fp16_non_finite_ops"]
+    else:
+        assert checks[parity]["passed"], checks[parity]
     found = details["mapping"]["outputs"][0]
     assert found["layout"] == ("bc" if name == "bert" else "bsc"), found
     assert checks[not_ready]["passed"] is False, checks[not_ready]
@@ -114,7 +121,9 @@ def test_each_planted_defect_fails_parity(straight, producer, model, defect, tmp
     record = make(tmp_path / "made", defect=defect)
     shutil.rmtree(record.reference)  # the producer's own checkpoint is the same seeded one
     code, checks, _ = _check(record.package, straight(producer)[model].reference, tmp_path / "c")
-    assert code == 1 and checks[parity]["value"] < 40, (producer, defect, checks[parity])
+    value = checks[parity]["value"]  # "nan" where the package outputs NaN (transformers 4: see above)
+    assert code == 1 and checks[parity]["passed"] is False, (producer, defect, checks[parity])
+    assert value == "nan" or value < 40, (producer, defect, checks[parity])
 
 
 @pytest.mark.coreai

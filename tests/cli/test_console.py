@@ -85,10 +85,11 @@ def test_version_names_the_tool_and_the_commit(capsys):
     line = capsys.readouterr().out.strip()
     root = Path(__file__).resolve().parents[2]
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-    import verification
+    from verification.release.reports import provenance
 
-    # the commit is read from the git tree the package runs from: an installed copy (a tox cell) has none
-    from_the_tree = Path(verification.__file__).resolve().is_relative_to(root)
+    # the commit is read from the git tree the package runs from: an installed copy (a tox cell's, inside
+    # this tree's .tox) has none
+    from_the_tree = provenance.SOURCE_ROOT == root
     if head.returncode == 0 and from_the_tree:
         assert re.fullmatch(
             rf"ane-verify \S+ \(commit {head.stdout.strip()[:12]}(, with local changes)?\)", line

@@ -42,6 +42,10 @@ def seeded_smollm2(seed: int = SEED) -> DecoderSource:
     return DecoderSource("smollm2", model, None, "seeded", seed)
 
 
+# a checkpoint directory has a tokenizer only when it holds one of these
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def from_weights(weights: str) -> DecoderSource:
     """A causal LM from a GGUF file or a transformers directory (offline, weights-only loading)."""
     import transformers
@@ -70,10 +74,13 @@ def from_weights(weights: str) -> DecoderSource:
         raise ModelInputError(
             f"--weights: expected a causal LM of type {list(DECODER_TYPES)}, got {model.config.model_type!r}"
         )
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(directory, **load)
-    except (OSError, ValueError, KeyError):
-        tokenizer = None
+    tokenizer = None
+    # a directory without tokenizer files has none (transformers 4.57 raises AttributeError trying)
+    if "gguf_file" in load or any((directory / name).is_file() for name in TOKENIZER_FILES):
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(directory, **load)
+        except (OSError, ValueError, KeyError):
+            tokenizer = None
     return DecoderSource(model.config.model_type, model, tokenizer, str(path))
 
 

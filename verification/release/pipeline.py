@@ -4,6 +4,7 @@ inside the output directory and moved into place only when the run completes."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -140,13 +141,25 @@ def publish_report(
                 "source": source,
                 "checks": checks,
                 "artifacts": artifacts,
-                "details": details,
+                "details": finite_or_named(details),
             }
         )
     )
     write_reports(report, staging)
     _publish(staging, out)
     return report
+
+
+def finite_or_named(value):
+    """``value`` with every NaN or infinite float in it (a measured figure of a broken program: an output
+    that is NaN, a PSNR of -inf) written as its name, "nan" / "inf" / "-inf": JSON has no such number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: finite_or_named(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_named(item) for item in value]
+    return value
 
 
 def _target_config(target: str, backend: str) -> dict:
