@@ -79,13 +79,23 @@ def smollm2_directory(root: Path | None = None) -> Path | None:
     return target
 
 
-def _dequantize(gguf: Path, out: Path) -> None:
+def float32_loading() -> dict:
+    """The ``from_pretrained`` argument that loads weights in fp32: ``dtype`` from transformers 4.56 on,
+    ``torch_dtype`` before it (transformers 4.46 hands an unknown ``dtype`` to the model's constructor,
+    which refuses it)."""
     import torch
+    import transformers
+
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.float32}
+
+
+def _dequantize(gguf: Path, out: Path) -> None:
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **float32_loading())
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # transformers refuses save_pretrained on a model loaded from GGUF: write the dequantized tensors
     # and a config without the quantization entry ourselves (a tied head is stored once).

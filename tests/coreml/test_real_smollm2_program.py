@@ -5,7 +5,7 @@ minutes (docs/causal-lms.md, "Through Core ML"); run with ``pytest -m slow``."""
 
 import pytest
 
-from verification.checkpoints import smollm2_directory
+from verification.checkpoints import float32_loading, smollm2_directory
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,7 +33,6 @@ SWEEP_CAPACITY, SWEEP_PREFILL = 72, 64
 def real_sweep_program(tmp_path_factory):
     """transformers' SmolLM2 (fp32, eager) and its fp32 state program (prefill 64, 72 slots) on the MIL
     executor."""
-    import torch
     import transformers
 
     import ane_models
@@ -41,7 +40,7 @@ def real_sweep_program(tmp_path_factory):
     from verification.decoders.program_lm import ProgramCausalLM
 
     hf = transformers.AutoModelForCausalLM.from_pretrained(
-        smollm2_directory(), dtype=torch.float32, attn_implementation="eager"
+        smollm2_directory(), attn_implementation="eager", **float32_loading()
     ).eval()
     lm = ane_models.optimize(hf, cache_capacity=SWEEP_CAPACITY, prefill_length=SWEEP_PREFILL)
     path = tmp_path_factory.mktemp("smollm2_sweeps") / "smollm2.mlpackage"

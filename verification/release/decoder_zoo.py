@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints import float32_loading
 from .decoder_args import (  # noqa: F401 (checked before torch is imported; re-exported)
     DECODER_MODELS,
     DECODER_TYPES,
@@ -66,7 +67,7 @@ def from_weights(weights: str) -> DecoderSource:
         )
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            directory, dtype=torch.float32, attn_implementation="eager", **load
+            directory, attn_implementation="eager", **float32_loading(), **load
         ).eval()
     except (OSError, ValueError, KeyError) as error:
         raise ModelInputError(f"--weights: cannot load a causal LM from {str(path)!r} ({error})") from None
