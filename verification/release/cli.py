@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -115,13 +116,24 @@ def cmd_run(args) -> int:
     options, plan = checked.options, checked.plan
     progress = Progress(len(pipeline.stages_for(args.target)[0]), quiet=args.quiet)
     _say_threshold_files(checked.thresholds, progress)
+    kind = f"run {args.target} encoder"
     if plan.estimate is not None:
-        warning = "this run will take long: " if plan.estimate.large else ""
+        from .run_history import calibrated
+
+        expected, how = calibrated(kind, plan.estimate)
+        warning = "this run will take long: " if expected.large else ""
         progress.note(
             f"{warning}{plan.architecture} at --seq-len {options.seq_len} --batch-size "
-            f"{options.batch_size}: {plan.estimate.describe()} (a rough estimate from the config)"
+            f"{options.batch_size}: {expected.describe()} ({how})"
         )
-    return _report(pipeline.run(options, progress, plan=plan, step=progress.step), args)
+    start = time.perf_counter()
+    report = pipeline.run(options, progress, plan=plan, step=progress.step)
+    if plan.estimate is not None:
+        from .run_history import record
+
+        peak = report["details"].get("memory", {}).get("peak_mb")
+        record(kind, plan.estimate, time.perf_counter() - start, None if peak is None else peak * 1e6)
+    return _report(report, args)
 
 
 def _report(report, args) -> int:

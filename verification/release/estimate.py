@@ -15,6 +15,7 @@ machine's speed and load change the time by a factor of two or more.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 # The embedded defaults' sizes (transformers' default configs; torch.nn.Transformer's defaults).
@@ -44,7 +45,15 @@ SECONDS_PER_GFLOAT = 280.0  # memory-bound elementwise work, per G floats the la
 FIXED_BYTES = 0.95e9  # the interpreter with torch, coremltools and transformers loaded
 WEIGHT_COPIES = 6  # baseline, optimized, two converted programs, the executors' fp32 copies
 KEPT_OUTPUTS = 1.62  # op outputs kept per float the layers write (fitted)
-SLOW_SECONDS, LARGE_BYTES = 120.0, 8e9  # above these the estimate is said as a warning
+SLOW_SECONDS = 300.0  # a run estimated above 5 minutes is said as a warning
+
+
+def machine_memory_bytes() -> float | None:
+    """This machine's physical memory (None where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,9 @@ class Estimate:
 
     @property
     def large(self) -> bool:
-        return self.seconds > SLOW_SECONDS or self.bytes > LARGE_BYTES
+        """Over 5 minutes, or over half this machine's memory."""
+        memory = machine_memory_bytes()
+        return self.seconds > SLOW_SECONDS or (memory is not None and self.bytes > memory / 2)
 
     def describe(self) -> str:
         minutes = self.seconds / 60
