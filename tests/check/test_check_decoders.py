@@ -84,6 +84,9 @@ def test_check_gets_runs_figures_back(made, tmp_path):
     assert (
         checked["details"]["decoder"]["generated_tokens"] == report["details"]["decoder"]["generated_tokens"]
     )
+    # placement and tokens per second need a Mac: recorded, not measured, each with the reason
+    for name in ("ane_op_share", "prefill_tokens_per_second", "decode_tokens_per_second"):
+        assert got[name]["measured"] is False and got[name]["reason"], got[name]
 
 
 def test_the_wrong_reference_fails(made, tmp_path):

@@ -162,6 +162,7 @@ def cmd_check(args) -> int:
     from ..cli import _report, _say_threshold_files
     from ..console import Progress
     from .pipeline import STAGES, CheckOptions, run
+
     options = CheckOptions(
         package=args.package,
         reference=args.reference,

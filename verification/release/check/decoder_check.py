@@ -311,7 +311,18 @@ def run_stages(stage, planned: DecoderPlan, reference, options, backend, judge, 
         "new_tokens": options.new_tokens,
         "functions": [planned.prefill, planned.decode],
     }
-    return config, source
+    return config, source, prompt
+
+
+def device_stage(planned: DecoderPlan, reference, options, backend, prompt, judge, details) -> None:
+    """Placement and tokens per second (on a Mac), driving the package as the step checks do."""
+    from .decoder_device import device_checks
+
+    def program():
+        config = _decoder_config(reference.model, planned)
+        return PackageCausalLM(options.package, planned, config, backend=backend)
+
+    device_checks(planned, options, backend, prompt, judge, details, program=program)
 
 
 def _hazards(options, planned: DecoderPlan, calls: dict, judge, details) -> None:

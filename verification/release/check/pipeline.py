@@ -141,12 +141,13 @@ def run(options: CheckOptions, progress: Callable[[int, str, float | None], None
             stage(5, lambda: _speed_and_placement(options, planned, judging, checks, details))
         else:
             from ...decoders.readiness import function_readiness
-            from .decoder_check import run_stages
+            from .decoder_check import device_stage, run_stages
 
-            config, source = run_stages(stage, planned, reference, options, backend, judge, details)
+            config, source, prompt = run_stages(stage, planned, reference, options, backend, judge, details)
             per_function = "readiness_per_function"
             stage(3, lambda: details.__setitem__(per_function, function_readiness(options.package)))
             stage(4, lambda: _compression_found(options, judge, details))
+            stage(5, lambda: device_stage(planned, reference, options, backend, prompt, judge, details))
         progress(len(STAGES) - 1, STAGES[-1], None)
         details["stages"] = meter.stages
         details["memory"] = meter.memory_section(fp32_weight_bytes(reference.model))
