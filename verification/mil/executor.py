@@ -19,6 +19,7 @@ import torch
 from coremltools.converters.mil.mil import Program, types
 from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
+from . import constant_store
 from .inputs import InputSpec, check_input_names, validated_array
 from .kernels import KERNELS
 from .program import load_program
@@ -184,6 +185,7 @@ class MILExecutor:
         self.folded_ops: list[OpInfo] = []
         self._steps: list = []
         self._upcast_cache: dict = {}
+        self._constant_keys: dict = {}  # constant name -> its content key (constant_store), None if small
         self._constant_uses: dict[str, list] = {}  # constant name -> (step index, keyword) of its readers
         for var in self.function.inputs.values():
             self._new_slot(var)
@@ -229,7 +231,15 @@ class MILExecutor:
             if isinstance(value, str):  # string attributes (pad_type, mode, ...) stay Python strings
                 self._new_slot(var, value)
             else:
-                tensor = self._to_storage(value, var)
+                # one decoded copy per content and storage form, shared with every other executor
+                key = constant_store.content_key(value) if isinstance(value, np.ndarray) else None
+                # rounding an fp16 value to fp16 is no rounding: fp32 and fp16-storage modes share it
+                rounds = self._rounds(var) and getattr(value, "dtype", None) != np.float16
+                form = f"{self._storage_dtype(_mil_dtype(var))}:{rounds}"
+                tensor = constant_store.shared(
+                    key, form, lambda value=value, var=var: self._to_storage(value, var)
+                )
+                self._constant_keys[var.name] = key
                 self.constants[var.name] = tensor
                 self._new_slot(var, tensor)
             self._constant_slots.add(self._slot_of[var.name])
@@ -242,7 +252,10 @@ class MILExecutor:
         if upcast and isinstance(value, torch.Tensor) and value.dtype == torch.float16:
             key = ("fp32", var.name)
             if key not in self._upcast_cache:
-                self._upcast_cache[key] = value.to(torch.float32)
+                content = self._constant_keys.get(var.name)
+                self._upcast_cache[key] = constant_store.shared(
+                    content, "fp32 upcast of fp16", lambda: value.to(torch.float32)
+                )
             return self._upcast_cache[key]
         return value
 
