@@ -16,7 +16,7 @@ from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 from mil_testing import run_one_op
 
-from verification.mil import MILExecutor
+from verification.mil import MILExecutor, hazards
 from verification.mil.hazards import find_hazards, fp16_rounding, scan_constants
 
 UNIT = 2.0**-24  # the smallest fp16 subnormal
@@ -113,6 +113,18 @@ def test_fp16_rounding_classifies_each_boundary_value():
     # 2**-25 (1 + 2**-10) -> 1 unit, 1.5 -> 2, 2.5 -> 2, 3.5 -> 4: errors of 14 to 100% of the value;
     # 1 unit and 2**-23 (2 units) are exact, 2**-14 is normal
     assert inexact == pytest.approx([0.5 * (1 + 2.0**-10), 1.5, 2.5, 3.5]), inexact
+
+
+def test_fp16_rounding_block_by_block_classifies_as_in_one_piece(monkeypatch):
+    # a weight-shaped array with every boundary value, blocks that split it mid-row (7 does not divide it)
+    grid = np.resize(VALUES, (13, len(VALUES) + 3))
+    whole = fp16_rounding(grid)
+    monkeypatch.setattr(hazards, "ROUNDING_BLOCK", 7)
+    blocks = fp16_rounding(grid)
+    for kind, mask in whole.items():
+        assert mask.shape == grid.shape and blocks[kind].shape == grid.shape, kind
+        assert np.array_equal(mask, blocks[kind]), f"{kind}: {int((mask != blocks[kind]).sum())} differ"
+        assert mask.any(), f"{kind}: the grid holds no such value, the comparison proves nothing"
 
 
 @pytest.mark.parametrize("mode", ["fp16_storage", "fp16_native"])

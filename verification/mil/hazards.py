@@ -33,6 +33,7 @@ FP16_SMALLEST_NORMAL = 2.0**-14  # 6.10e-5: below it fp16 values are subnormal, 
 FP16_SMALLEST_SUBNORMAL = 2.0**-24  # 5.96e-8: also what coremltools stores for a constant that rounds to 0
 FP16_ROUNDS_TO_ZERO = 2.0**-25  # 2.98e-8: half the smallest subnormal; magnitudes up to it become 0
 FP16_RELATIVE_ROUNDING = 2.0**-11  # half an ulp of a normal fp16 value, relative: the precision fp16 has
+ROUNDING_BLOCK = 1 << 20  # elements per block of fp16_rounding (its float64 temporaries: 8 MB each)
 # The epsilon coremltools' torch frontend gives every rsqrt (MIL's default; torch.rsqrt has none). From the
 # iOS 17 opset on it stays an fp32 1e-12 in an fp16 program, where the iOS 16 opset stores fp16's 2**-24.
 CONVERTER_RSQRT_EPSILON = 1e-12
@@ -176,17 +177,21 @@ def fp16_rounding(values: np.ndarray) -> dict:
     up to 2**-25, which ties to 0), ``inexact_subnormal`` (becomes a subnormal further from the value than a
     normal fp16 value would be: relative error above 2**-11). Exactly representable subnormals (2**-23,
     the fp16-safe eps ``ane_models.optimize`` chooses) are none of these: fp16 holds them as they are."""
-    wide = np.asarray(values, dtype=np.float64)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        stored = wide.astype(np.float16).astype(np.float64)
-        finite, nonzero = np.isfinite(wide), wide != 0
-        relative = np.abs(stored - wide) / np.where(nonzero, np.abs(wide), 1.0)
-    subnormal = (np.abs(stored) > 0) & (np.abs(stored) < FP16_SMALLEST_NORMAL)
-    return {
-        "overflow": finite & np.isinf(stored),
-        "underflow": finite & nonzero & (stored == 0),
-        "inexact_subnormal": finite & subnormal & (relative > FP16_RELATIVE_ROUNDING),
-    }
+    flat = np.asarray(values).reshape(-1)
+    masks = {kind: np.empty(flat.size, dtype=bool) for kind in ("overflow", "underflow", "inexact_subnormal")}
+    # a block at a time: the float64 temporaries stay a few MB whatever the weight's size
+    for start in range(0, flat.size, ROUNDING_BLOCK):
+        block = slice(start, start + ROUNDING_BLOCK)
+        wide = flat[block].astype(np.float64)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            stored = wide.astype(np.float16).astype(np.float64)
+            finite, nonzero = np.isfinite(wide), wide != 0
+            relative = np.abs(stored - wide) / np.where(nonzero, np.abs(wide), 1.0)
+        subnormal = (np.abs(stored) > 0) & (np.abs(stored) < FP16_SMALLEST_NORMAL)
+        masks["overflow"][block] = finite & np.isinf(stored)
+        masks["underflow"][block] = finite & nonzero & (stored == 0)
+        masks["inexact_subnormal"][block] = finite & subnormal & (relative > FP16_RELATIVE_ROUNDING)
+    return {kind: mask.reshape(np.shape(values)) for kind, mask in masks.items()}
 
 
 def scan_constants(program, label: str, modules: dict | None = None, function_name: str = "main") -> list:
@@ -229,7 +234,7 @@ def scan_constants(program, label: str, modules: dict | None = None, function_na
                 )
             )
         else:
-            clamped = np.abs(values.astype(np.float64)) == FP16_SMALLEST_SUBNORMAL
+            clamped = np.abs(values) == np.float16(FP16_SMALLEST_SUBNORMAL)  # exact in fp16: no wide copy
             meaning = (
                 "2**-24, the smallest fp16 subnormal: what coremltools stores for a value that rounds to 0"
             )
