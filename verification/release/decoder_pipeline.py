@@ -77,10 +77,10 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
     cache_events = len(program_cache.EVENTS)
     checks, details, meter = [], {}, StageMeter()
 
-    def stage(index, body):
+    def stage(index, body, *args, **kwargs):
         progress(index, STAGES[index], None)
         with meter.stage(STAGES[index]):
-            result = body()
+            result = body(*args, **kwargs)
         progress(index, STAGES[index], meter.stages[-1]["seconds"])
         return result
 
@@ -95,8 +95,10 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
         hf = source.hf_model
         lm = ane_models.optimize(hf, cache_capacity=o.context, prefill_length=o.prefill_len)
         prompt, prompt_origin = _prompt(source, o)
+        # what the report says of the models, read now: both are released once converted
+        weight_bytes, source_info = fp32_weight_bytes(hf), decoder_zoo.source_section(source, prompt_origin)
 
-        def torch_parity():
+        def torch_parity(hf, lm):
             tokens, reference = reference_logits(hf, prompt, o.new_tokens)
             lm.reset_cache()
             got = lm.prefill(prompt)[0]
@@ -108,13 +110,19 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
             )
             return tokens, reference
 
-        tokens, reference = stage(1, torch_parity)
+        tokens, reference = stage(1, torch_parity, hf, lm)
+        # memory follows the weights: the reference model's outputs are recorded, conversion reads lm only
+        del hf
+        source.hf_model = None
         package = staging / f"{source.name}_{o.cache}_{o.precision}.mlpackage"
         converted = stage(
             2,
-            lambda: conversion.convert_decoder(
-                lm, package, cache=o.cache, precision=o.precision, prefill_length=o.prefill_len
-            ),
+            conversion.convert_decoder,
+            lm,
+            package,
+            cache=o.cache,
+            precision=o.precision,
+            prefill_length=o.prefill_len,
         )
         details["package"] = {
             "bytes": converted.package_bytes,
@@ -122,20 +130,23 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
             "cache": o.cache,
             "functions": list(conversion.FUNCTIONS),
         }
-        program = ProgramCausalLM(converted.path, lm.decoder_config, backend=backend)
+        decoder_config = lm.decoder_config
+        del lm  # from here on only the package's programs hold the weights
+        program = ProgramCausalLM(converted.path, decoder_config, backend=backend)
 
-        def step_by_step():
+        def step_by_step(program):
             text = prompt_origin.get("text") if source.tokenizer is not None else None
             tokenizer = source.tokenizer
             decoder_checks.step_checks(program, prompt, tokens, reference, judge, details, tokenizer, text)
 
-        stage(3, step_by_step)
+        stage(3, step_by_step, program)
+        del program  # the hazard finder builds its own executors of each function
         stage(4, lambda: decoder_checks.hazards(converted, o, prompt, judge, details))
         stage(5, lambda: details.__setitem__("readiness_per_function", function_readiness(converted.path)))
         stage(6, lambda: decoder_checks.device_checks(converted.path, backend, o, prompt, judge, details))
         progress(7, STAGES[7], None)
         details["stages"] = meter.stages
-        details["memory"] = meter.memory_section(fp32_weight_bytes(hf))
+        details["memory"] = meter.memory_section(weight_bytes)
         details["program_cache"] = program_cache.summary(cache_events)
         artifacts = {
             "mlpackage": str(out / package.name),
@@ -156,7 +167,7 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
                 "new_tokens": o.new_tokens,
                 **_target_config("coreml", backend),
             },
-            source=decoder_zoo.source_section(source, prompt_origin),
+            source=source_info,
             checks=checks,
             artifacts=artifacts,
             details=details,

@@ -38,6 +38,21 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
+def release_freed_memory() -> None:
+    """Collect garbage, then hand the C heap's free pages back to the OS (glibc's ``malloc_trim``): torch
+    and coremltools free large buffers that glibc would otherwise keep mapped, so that a stage would
+    start from the previous stages' high-water mark instead of what is still alive."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass  # not glibc: nothing to trim
+
+
 def process_peak_mb() -> float:
     """The process's peak RSS since it started, in MB (10**6 bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -53,6 +68,8 @@ class StageMeter:
 
     @contextmanager
     def stage(self, name: str):
+        release_freed_memory()
+        start_rss = _status_kb("VmRSS")
         own_peak = _reset_peak() and _status_kb("VmHWM") is not None
         start = time.perf_counter()
         try:
@@ -67,6 +84,7 @@ class StageMeter:
                     "seconds": round(seconds, 2),
                     "peak_mb": round(peak, 1),
                     "peak_scope": "stage" if hwm is not None else "process",
+                    **({} if start_rss is None else {"start_mb": round(start_rss * 1024 / 1e6, 1)}),
                 }
             )
 
