@@ -20,6 +20,7 @@ a real token). Output ``logits`` (1, N, vocab).
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from ane_layers.kv_cache import KVCache
-from verification.coreml import convert, package_size, save_multifunction
+from verification.coreml import convert, load, package_size, save, save_multifunction
 
 CACHE_FORMS = ("state", "io")
 FUNCTIONS = ("prefill", "decode")
@@ -149,21 +150,28 @@ def convert_decoder(
     wrapper = _StateForm(lm) if cache == "state" else _IOForm(lm)
     names = list(INPUT_NAMES) + (list(IO_CACHE_INPUTS) if cache == "io" else [])
     outputs = ["logits"] + (list(IO_CACHE_OUTPUTS) if cache == "io" else [])
-    functions, seconds = {}, {}
-    for name, tokens in (("prefill", n), ("decode", 1)):
-        start = time.perf_counter()
-        functions[name] = convert(
-            wrapper,
-            example_inputs(lm, tokens, cache),
-            precision=precision,
-            input_names=names,
-            output_names=outputs,
-            states=list(STATE_BUFFERS) if cache == "state" else None,
-            minimum_deployment_target=ct.target.iOS18,
-        )
-        seconds[name] = time.perf_counter() - start
-        lm.reset_cache()  # tracing ran the model once: leave its cache empty
-    saved = save_multifunction(functions, path, default_function_name="decode")
+    seconds = {}
+    parent = Path(path).parent if str(Path(path).parent) else Path(".")
+    with tempfile.TemporaryDirectory(prefix=f".{Path(path).stem}-functions-", dir=parent) as parts:
+        saved_parts = {}
+        for name, tokens in (("prefill", n), ("decode", 1)):
+            start = time.perf_counter()
+            mlmodel = convert(
+                wrapper,
+                example_inputs(lm, tokens, cache),
+                precision=precision,
+                input_names=names,
+                output_names=outputs,
+                states=list(STATE_BUFFERS) if cache == "state" else None,
+                minimum_deployment_target=ct.target.iOS18,
+            )
+            # one function's converted program in memory at a time: the other waits on disk
+            saved_parts[name] = save(mlmodel, Path(parts) / f"{name}.mlpackage")
+            del mlmodel
+            seconds[name] = time.perf_counter() - start
+            lm.reset_cache()  # tracing ran the model once: leave its cache empty
+        functions = {name: load(part) for name, part in saved_parts.items()}
+        saved = save_multifunction(functions, path, default_function_name="decode")
     return ConvertedDecoder(
         saved, cache, precision, n, lm.decoder_config.cache_capacity, package_size(saved), seconds
     )
