@@ -187,3 +187,32 @@ def test_bad_input_leaves_the_cache_untouched(lm):
 def test_config_helper_builds_every_family():
     for family in ("llama", "qwen2", "qwen3"):
         assert hf_config(spec(family)).model_type == family
+
+
+def test_a_checkpoint_missing_weights_is_refused_not_filled_at_random(tmp_path):
+    """transformers draws missing weights at random and loads on: a gate would then verify weights nobody
+    trained. One layer's query weight dropped from the safetensors file: refused, naming it."""
+    from safetensors.torch import load_file, save_file
+
+    from verification.release import decoder_zoo
+    from verification.release.model_zoo import ModelInputError
+
+    config = transformers.LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=64,
+        tie_word_embeddings=True,
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "whole")
+    assert decoder_zoo.from_weights(str(tmp_path / "whole")).hf_model is not None  # the control loads
+    tensors = load_file(tmp_path / "whole" / "model.safetensors")
+    dropped = "model.layers.1.self_attn.q_proj.weight"
+    del tensors[dropped]
+    (tmp_path / "cut").mkdir()
+    save_file(tensors, tmp_path / "cut" / "model.safetensors", metadata={"format": "pt"})
+    (tmp_path / "cut" / "config.json").write_text((tmp_path / "whole" / "config.json").read_text())
+    with pytest.raises(ModelInputError, match=rf"lacks 1 of the model's weights \(e\.g\. {dropped}\)"):
+        decoder_zoo.from_weights(str(tmp_path / "cut"))

@@ -66,11 +66,18 @@ def from_weights(weights: str) -> DecoderSource:
             f"got {str(path)!r}"
         )
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            directory, attn_implementation="eager", **float32_loading(), **load
-        ).eval()
+        model, loading = transformers.AutoModelForCausalLM.from_pretrained(
+            directory, attn_implementation="eager", output_loading_info=True, **float32_loading(), **load
+        )
     except (OSError, ValueError, KeyError) as error:
         raise ModelInputError(f"--weights: cannot load a causal LM from {str(path)!r} ({error})") from None
+    missing = sorted(loading.get("missing_keys") or ())
+    if missing:  # transformers would draw them at random: a gate must not verify weights nobody trained
+        raise ModelInputError(
+            f"--weights: {str(path)!r} lacks {len(missing)} of the model's weights (e.g. "
+            f"{', '.join(missing[:3])}); expected every parameter of its config in the checkpoint"
+        )
+    model = model.eval()
     if model.config.model_type not in DECODER_TYPES:
         raise ModelInputError(
             f"--weights: expected a causal LM of type {list(DECODER_TYPES)}, got {model.config.model_type!r}"
