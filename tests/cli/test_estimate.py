@@ -38,3 +38,113 @@ def test_the_embedded_sizes_are_transformers_defaults():
         expected = config.to_dict()
         for key, value in estimate.EMBEDDED_SIZES[family].items():
             assert expected[key] == value, (family, key)
+
+
+# ---------------------------------------------------------------- causal LMs
+
+
+@pytest.mark.parametrize(
+    "family, sizes",
+    [
+        (
+            "llama",
+            dict(
+                hidden_size=48,
+                intermediate_size=80,
+                num_hidden_layers=3,
+                num_attention_heads=6,
+                num_key_value_heads=2,
+                vocab_size=97,
+                tie_word_embeddings=True,
+            ),
+        ),
+        (
+            "llama",
+            dict(
+                hidden_size=32,
+                intermediate_size=72,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                vocab_size=61,
+                tie_word_embeddings=False,
+            ),
+        ),
+        (
+            "qwen3",
+            dict(
+                hidden_size=40,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                head_dim=24,
+                vocab_size=53,
+                tie_word_embeddings=True,
+            ),
+        ),
+    ],
+)
+def test_decoder_parameters_count_what_transformers_builds(family, sizes):
+    """Tied and untied heads, grouped kv heads, a head_dim that is not hidden / heads, Qwen3's q/k norms."""
+    import transformers
+
+    cls = transformers.Qwen3Config if family == "qwen3" else transformers.LlamaConfig
+    config = cls(**sizes)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    built = sum(p.numel() for p in model.parameters())  # tied weights are one Parameter
+    assert estimate.decoder_parameters(config.to_dict()) == built, (family, sizes)
+
+
+def test_the_decoder_estimate_matches_its_runs_and_warns_for_a_0_6b_model():
+    """docs/run-estimates.md: 49.6M parameters, 74 s and 1.99 GB; 187M, 235 s and 7.17 GB. The published
+    Qwen3-0.6B config: over half of a 24 GB machine, said as a warning."""
+    small, larger = estimate.decoder_estimate(49_552_704), estimate.decoder_estimate(187_045_376)
+    assert small.seconds == pytest.approx(74, rel=0.1) and small.bytes == pytest.approx(1.99e9, rel=0.1)
+    assert larger.seconds == pytest.approx(235, rel=0.1) and larger.bytes == pytest.approx(7.17e9, rel=0.1)
+    qwen3_0_6b = dict(
+        model_type="qwen3",
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+    )
+    parameters = estimate.decoder_parameters(qwen3_0_6b)
+    assert parameters == pytest.approx(596e6, rel=0.01)  # Qwen3-0.6B: 0.6B with its tied embedding
+    big = estimate.decoder_estimate(parameters)
+    assert big.bytes > 12e9 and big.seconds > estimate.SLOW_SECONDS and big.large, big.describe()
+
+
+def test_run_of_a_causal_lm_says_its_estimate_before_loading_anything(tmp_path, capsys):
+    """A checkpoint whose config is the 0.6B model's and whose weights file holds nothing: the estimate
+    (and its warning) is said from the config alone, then the load refuses the missing weights."""
+    import json
+
+    from verification.release import cli
+
+    weights = tmp_path / "qwen3"
+    weights.mkdir()
+    config = dict(
+        model_type="qwen3",
+        architectures=["Qwen3ForCausalLM"],
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=151936,
+        tie_word_embeddings=True,
+        max_position_embeddings=40960,
+    )
+    (weights / "config.json").write_text(json.dumps(config))
+    (weights / "model.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
+    code = cli.main(["run", "--weights", str(weights), "--out", str(tmp_path / "out"), "--no-cache"])
+    err = capsys.readouterr().err
+    assert "this run will take long: 596M parameters: about" in err, err
+    assert "lacks" in err and "of the model's weights" in err, err
+    assert code == 2 and not (tmp_path / "out").exists()

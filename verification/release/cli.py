@@ -110,7 +110,7 @@ def cmd_run(args) -> int:
 
         progress = Progress(len(decoder_pipeline.STAGES), quiet=args.quiet)
         _say_threshold_files(checked.thresholds, progress)
-        return _report(decoder_pipeline.run(checked.options, progress), args)
+        return _run_decoder(checked, progress, args)
     from . import pipeline
 
     options, plan = checked.options, checked.plan
@@ -133,6 +133,28 @@ def cmd_run(args) -> int:
 
         peak = report["details"].get("memory", {}).get("peak_mb")
         record(kind, plan.estimate, time.perf_counter() - start, None if peak is None else peak * 1e6)
+    return _report(report, args)
+
+
+def _run_decoder(checked, progress, args) -> int:
+    """A causal LM's run, said up front as an estimate (calibrated like an encoder's) when its config
+    gives the parameter count."""
+    from . import decoder_pipeline
+    from .estimate import decoder_estimate
+    from .run_history import calibrated, record
+
+    kind, estimate = "run coreml decoder", None
+    if checked.parameters is not None:
+        estimate = decoder_estimate(checked.parameters)
+        expected, how = calibrated(kind, estimate)
+        warning = "this run will take long: " if expected.large else ""
+        count = f"{checked.parameters / 1e6:.0f}M" if checked.parameters >= 1e7 else f"{checked.parameters:,}"
+        progress.note(f"{warning}{count} parameters: {expected.describe()} ({how})")
+    start = time.perf_counter()
+    report = decoder_pipeline.run(checked.options, progress)
+    if estimate is not None:
+        peak = report["details"].get("memory", {}).get("peak_mb")
+        record(kind, estimate, time.perf_counter() - start, None if peak is None else peak * 1e6)
     return _report(report, args)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint_files import DECODER_TYPES, ModelInputError, _check_safetensors_header
+from .estimate import decoder_parameters
 from .gguf_header import GGUFError, read_header
 
 DECODER_MODELS = ("smollm2",)
@@ -67,6 +68,7 @@ class DecoderWeights:
     source: str  # where max_positions was read, for the refusal
     max_positions: int | None  # None: the config does not say
     tokenizer: bool
+    parameters: int | None = None  # from the config, for the estimate; None for a GGUF (not read)
 
 
 def is_decoder_checkpoint(weights: str) -> bool:
@@ -116,7 +118,12 @@ def _from_directory(path: Path) -> DecoderWeights:
     positions = config.get("max_position_embeddings")
     positions = positions if isinstance(positions, int) and not isinstance(positions, bool) else None
     tokenizer = any((path / name).is_file() for name in TOKENIZER_FILES)
-    return DecoderWeights(f"max_position_embeddings in {str(path / 'config.json')!r}", positions, tokenizer)
+    try:
+        parameters = decoder_parameters(config)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        parameters = None  # the config lacks a size: no estimate, the load says what is wrong
+    where = f"max_position_embeddings in {str(path / 'config.json')!r}"
+    return DecoderWeights(where, positions, tokenizer, parameters)
 
 
 def inspect_weights(weights: str | None) -> DecoderWeights:
@@ -124,7 +131,10 @@ def inspect_weights(weights: str | None) -> DecoderWeights:
     (``ModelInputError`` naming ``--weights`` and the path) when it cannot be loaded as a causal LM."""
     if weights is None:
         return DecoderWeights(
-            "max_position_embeddings of the seeded smollm2", SMOLLM2_135M["max_position_embeddings"], False
+            "max_position_embeddings of the seeded smollm2",
+            SMOLLM2_135M["max_position_embeddings"],
+            False,
+            decoder_parameters(SMOLLM2_135M),
         )
     path = Path(weights)
     if not path.exists():

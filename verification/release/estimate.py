@@ -71,8 +71,9 @@ class Estimate:
     def describe(self) -> str:
         minutes = self.seconds / 60
         time = f"{minutes:.0f} min" if minutes >= 2 else f"{self.seconds:.0f} s"
+        work = f"{self.gflops:.0f}" if self.gflops >= 1 else f"{self.gflops:.2f}"
         return (
-            f"about {time} and {self.bytes / 1e9:.1f} GB of memory ({self.gflops:.0f} GFLOP per forward pass)"
+            f"about {time} and {self.bytes / 1e9:.1f} GB of memory ({work} GFLOP per forward pass)"
         )
 
 
@@ -108,4 +109,37 @@ def estimate(family: str, config: dict, seq_len: int, rows: int, *, architecture
         seconds=FIXED_SECONDS + SECONDS_PER_GFLOP * flops / 1e9 + SECONDS_PER_GFLOAT * written / 1e9,
         bytes=FIXED_BYTES + WEIGHT_COPIES * 4 * parameters + KEPT_OUTPUTS * 4 * written,
         gflops=flops / 1e9,
+    )
+
+
+# Causal LMs (``run smollm2``, ``run --weights`` of a Llama-family checkpoint): coremltools' conversion of
+# the two functions dominates time and memory, and both grow with the parameters. Fitted to two runs of
+# seeded checkpoints (docs/run-estimates.md): 49.6M parameters, 74 s and 1.99 GB; 187M, 235 s (the machine
+# shared) and 7.17 GB.
+DECODER_FIXED_SECONDS = 16.0
+DECODER_SECONDS_PER_MPARAM = 1.17
+DECODER_FIXED_BYTES = 0.12e9
+DECODER_PEAK_PER_WEIGHT_BYTE = 9.4  # peak RSS per byte of fp32 weights (conversion is the peak)
+
+
+def decoder_parameters(config: dict) -> int:
+    """The parameters of a Llama-family causal LM with this (transformers) config."""
+    hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
+    heads = int(config["num_attention_heads"])
+    kv_heads = int(config.get("num_key_value_heads") or heads)
+    head_dim = int(config.get("head_dim") or hidden // heads)
+    attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim
+    per_layer = attention + 3 * hidden * int(config["intermediate_size"]) + 2 * hidden
+    if config.get("model_type") == "qwen3":
+        per_layer += 2 * head_dim  # the query and key norms
+    embeddings = int(config["vocab_size"]) * hidden * (1 if config.get("tie_word_embeddings") else 2)
+    return layers * per_layer + embeddings + hidden
+
+
+def decoder_estimate(parameters: int) -> Estimate:
+    """The estimate of a causal LM's run from its parameter count."""
+    return Estimate(
+        seconds=DECODER_FIXED_SECONDS + DECODER_SECONDS_PER_MPARAM * parameters / 1e6,
+        bytes=DECODER_FIXED_BYTES + DECODER_PEAK_PER_WEIGHT_BYTE * 4 * parameters,
+        gflops=2 * parameters / 1e9,  # one token's
     )

@@ -55,6 +55,7 @@ class RunCheck:
     thresholds: Any
     options: Any  # RunOptions, or decoder_args.DecoderOptions
     plan: Any = None  # preflight.Plan (encoders)
+    parameters: int | None = None  # the causal LM's, from its config (None: not known before loading)
 
     @property
     def decoder(self) -> bool:
@@ -91,10 +92,11 @@ def check_run(args) -> RunCheck:
             strict=args.strict,
             overrides=thresholds,
         )
-        decoder_args.check_options(options, decoder_args.inspect_weights(args.weights), texts)
+        weights = decoder_args.inspect_weights(args.weights)
+        decoder_args.check_options(options, weights, texts)
         if texts:
             options.text = texts[0]
-        return RunCheck(thresholds, options)
+        return RunCheck(thresholds, options, parameters=weights.parameters)
     recipe, target = parse_options(args.compress, args.deployment_target)
     options = RunOptions(
         model=args.model,
