@@ -22,11 +22,17 @@ MULTIFUNCTION_TARGET = ct.target.iOS18  # multifunction programs need the iOS 18
 
 
 def save_multifunction(
-    functions: Mapping[str, ct.models.MLModel], path: str | os.PathLike, *, default_function_name=None
+    functions: Mapping[str, ct.models.MLModel | str | os.PathLike],
+    path: str | os.PathLike,
+    *,
+    default_function_name=None,
 ) -> Path:
-    """Save ``functions`` (function name -> converted ``MLModel``, each a single-function ML Program for
-    iOS 18 or newer) as one package at ``path``; the default function is ``default_function_name`` or
-    the first one. Like ``package.save``, a failed save leaves ``path`` as it was."""
+    """Save ``functions`` (function name -> converted ``MLModel`` or the path of its saved package, each a
+    single-function ML Program for iOS 18 or newer) as one package at ``path``; the default function is
+    ``default_function_name`` or the first one. A saved package is read where it is (not saved again).
+    Like ``package.save``, a failed save leaves ``path`` as it was."""
+    from coremltools.models.utils import load_spec
+
     path = Path(path)
     if not functions:
         raise PackageError("save_multifunction: expected at least one function, got none")
@@ -34,8 +40,11 @@ def save_multifunction(
     default = names[0] if default_function_name is None else default_function_name
     if default not in functions:
         raise PackageError(f"save_multifunction: default_function_name {default!r} is not one of {names}")
-    for name, mlmodel in functions.items():
-        spec = mlmodel.get_spec()
+    specs = {
+        name: load_spec(str(item)) if isinstance(item, (str, os.PathLike)) else item.get_spec()
+        for name, item in functions.items()
+    }
+    for name, spec in specs.items():
         if spec.WhichOneof("Type") != "mlProgram":
             raise PackageError(f"save_multifunction: function {name!r} is not an ML Program")
         if spec.specificationVersion < 9:  # 9 is the iOS 18 specification
@@ -53,27 +62,29 @@ def save_multifunction(
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-parts-", dir=parent))
     try:
         descriptor = ct.utils.MultiFunctionDescriptor()
-        for name, mlmodel in functions.items():
-            part = save(mlmodel, staging / f"{name}.mlpackage")
+        for name, item in functions.items():
+            saved = isinstance(item, (str, os.PathLike))
+            part = Path(item) if saved else save(item, staging / f"{name}.mlpackage")
             descriptor.add_function(str(part), "main", name)
         descriptor.default_function_name = default
         combined = staging / path.name
         ct.utils.save_multifunction(descriptor, str(combined))
-        _record_op_modules(functions, combined)
+        _record_op_modules(specs, combined)
         _replace(combined, path, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
-def _record_op_modules(functions: Mapping[str, ct.models.MLModel], package: Path) -> None:
+def _record_op_modules(specs: Mapping, package: Path) -> None:
     """Keep each function's op -> module map (``scopes``) in the combined package, one metadata entry per
-    function: coremltools' multifunction save keeps none of them, and the functions' op names collide."""
+    function (``specs``: function name -> its spec): coremltools' multifunction save keeps none of them,
+    and the functions' op names collide."""
     from coremltools.models.utils import load_spec
 
     from .scopes import METADATA_KEY, function_key
 
-    maps = {name: m.user_defined_metadata.get(METADATA_KEY) for name, m in functions.items()}
+    maps = {name: spec.description.metadata.userDefined.get(METADATA_KEY) for name, spec in specs.items()}
     if not any(maps.values()):
         return
     spec = load_spec(str(package))

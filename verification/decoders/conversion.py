@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ane_layers.kv_cache import KVCache
-from verification.coreml import convert, load, package_size, save, save_multifunction
+from verification.coreml import convert, package_size, save, save_multifunction
 
 CACHE_FORMS = ("state", "io")
 FUNCTIONS = ("prefill", "decode")
@@ -151,8 +151,7 @@ def convert_decoder(
     names = list(INPUT_NAMES) + (list(IO_CACHE_INPUTS) if cache == "io" else [])
     outputs = ["logits"] + (list(IO_CACHE_OUTPUTS) if cache == "io" else [])
     seconds = {}
-    parent = Path(path).parent if str(Path(path).parent) else Path(".")
-    with tempfile.TemporaryDirectory(prefix=f".{Path(path).stem}-functions-", dir=parent) as parts:
+    with tempfile.TemporaryDirectory(prefix=f".{Path(path).stem}-functions-", dir=Path(path).parent) as parts:
         saved_parts = {}
         for name, tokens in (("prefill", n), ("decode", 1)):
             start = time.perf_counter()
@@ -170,8 +169,7 @@ def convert_decoder(
             del mlmodel
             seconds[name] = time.perf_counter() - start
             lm.reset_cache()  # tracing ran the model once: leave its cache empty
-        functions = {name: load(part) for name, part in saved_parts.items()}
-        saved = save_multifunction(functions, path, default_function_name="decode")
+        saved = save_multifunction(saved_parts, path, default_function_name="decode")
     return ConvertedDecoder(
         saved, cache, precision, n, lm.decoder_config.cache_capacity, package_size(saved), seconds
     )
