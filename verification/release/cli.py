@@ -12,6 +12,7 @@ with its help and default.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -116,46 +117,39 @@ def cmd_run(args) -> int:
     options, plan = checked.options, checked.plan
     progress = Progress(len(pipeline.stages_for(args.target)[0]), quiet=args.quiet)
     _say_threshold_files(checked.thresholds, progress)
-    kind = f"run {args.target} encoder"
-    if plan.estimate is not None:
-        from .run_history import calibrated
-
-        expected, how = calibrated(kind, plan.estimate)
-        warning = "this run will take long: " if expected.large else ""
-        progress.note(
-            f"{warning}{plan.architecture} at --seq-len {options.seq_len} --batch-size "
-            f"{options.batch_size}: {expected.describe()} ({how})"
-        )
-    start = time.perf_counter()
-    report = pipeline.run(options, progress, plan=plan, step=progress.step)
-    if plan.estimate is not None:
-        from .run_history import record
-
-        peak = report["details"].get("memory", {}).get("peak_mb")
-        record(kind, plan.estimate, time.perf_counter() - start, None if peak is None else peak * 1e6)
-    return _report(report, args)
+    subject = f"{plan.architecture} at --seq-len {options.seq_len} --batch-size {options.batch_size}"
+    run = functools.partial(pipeline.run, options, progress, plan=plan, step=progress.step)
+    return _report(_estimated_run(f"run {args.target} encoder", plan.estimate, subject, run, progress), args)
 
 
 def _run_decoder(checked, progress, args) -> int:
-    """A causal LM's run, said up front as an estimate (calibrated like an encoder's) when its config
-    gives the parameter count."""
+    """A causal LM's run, estimated up front when its config gives the parameter count."""
     from . import decoder_pipeline
     from .estimate import decoder_estimate
+
+    parameters, estimate, subject = checked.parameters, None, ""
+    if parameters is not None:
+        estimate = decoder_estimate(parameters)
+        subject = f"{parameters / 1e6:.0f}M parameters" if parameters >= 1e7 else f"{parameters:,} parameters"
+    run = functools.partial(decoder_pipeline.run, checked.options, progress)
+    return _report(_estimated_run("run coreml decoder", estimate, subject, run, progress), args)
+
+
+def _estimated_run(kind: str, estimate, subject: str, run, progress) -> dict:
+    """``run()``'s report, its estimate (None: none) said first, calibrated on this machine's earlier runs
+    of ``kind`` (a warning when large), and what it measured recorded for the next one."""
     from .run_history import calibrated, record
 
-    kind, estimate = "run coreml decoder", None
-    if checked.parameters is not None:
-        estimate = decoder_estimate(checked.parameters)
+    if estimate is not None:
         expected, how = calibrated(kind, estimate)
         warning = "this run will take long: " if expected.large else ""
-        count = f"{checked.parameters / 1e6:.0f}M" if checked.parameters >= 1e7 else f"{checked.parameters:,}"
-        progress.note(f"{warning}{count} parameters: {expected.describe()} ({how})")
+        progress.note(f"{warning}{subject}: {expected.describe()} ({how})")
     start = time.perf_counter()
-    report = decoder_pipeline.run(checked.options, progress)
+    report = run()
     if estimate is not None:
         peak = report["details"].get("memory", {}).get("peak_mb")
         record(kind, estimate, time.perf_counter() - start, None if peak is None else peak * 1e6)
-    return _report(report, args)
+    return report
 
 
 def _report(report, args) -> int:
