@@ -16,45 +16,21 @@ import inspect
 import sys
 from pathlib import Path
 
-# published configs (config.json of each model card), the fields this script sets
-PRESETS = {
-    "qwen3-0.6b": dict(
-        family="qwen3",
-        vocab_size=151936,
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        max_position_embeddings=40960,
-        rms_norm_eps=1e-6,
-        rope_theta=1_000_000.0,
-        tie_word_embeddings=True,
-    ),
-    "smollm2-135m": dict(
-        family="llama",
-        vocab_size=49152,
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        head_dim=64,
-        max_position_embeddings=8192,
-        rms_norm_eps=1e-5,
-        rope_theta=100_000.0,
-        tie_word_embeddings=True,
-    ),
-}
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from verification.release.decoder_args import QWEN3_0_6B, SMOLLM2_135M  # noqa: E402
+
+# preset -> (transformers family, the published config: verification/release/decoder_args.py)
+PRESETS = {"qwen3-0.6b": ("qwen3", QWEN3_0_6B), "smollm2-135m": ("llama", SMOLLM2_135M)}
 
 
 def config_of(preset: str, *, layers=None, hidden=None, intermediate=None, vocab=None):
     """The transformers config of ``preset`` with the sizes given overridden."""
     import transformers
 
-    fields = dict(PRESETS[preset])
-    family = fields.pop("family")
+    family, published = PRESETS[preset]
+    fields = dict(published)
     for key, value in (
         ("num_hidden_layers", layers),
         ("hidden_size", hidden),

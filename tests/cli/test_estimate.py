@@ -3,6 +3,7 @@
 import pytest
 
 from verification.release import estimate
+from verification.release.decoder_args import QWEN3_0_6B
 
 
 def test_the_estimate_matches_the_runs_it_was_fitted_to():
@@ -102,17 +103,7 @@ def test_the_decoder_estimate_matches_its_runs_and_warns_for_a_0_6b_model():
     small, larger = estimate.decoder_estimate(49_552_704), estimate.decoder_estimate(187_045_376)
     assert small.seconds == pytest.approx(74, rel=0.1) and small.bytes == pytest.approx(1.99e9, rel=0.1)
     assert larger.seconds == pytest.approx(235, rel=0.1) and larger.bytes == pytest.approx(7.17e9, rel=0.1)
-    qwen3_0_6b = dict(
-        model_type="qwen3",
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        vocab_size=151936,
-        tie_word_embeddings=True,
-    )
+    qwen3_0_6b = dict(QWEN3_0_6B, model_type="qwen3")
     parameters = estimate.decoder_parameters(qwen3_0_6b)
     assert parameters == pytest.approx(596e6, rel=0.01)  # Qwen3-0.6B: 0.6B with its tied embedding
     big = estimate.decoder_estimate(parameters)
@@ -128,19 +119,7 @@ def test_run_of_a_causal_lm_says_its_estimate_before_loading_anything(tmp_path, 
 
     weights = tmp_path / "qwen3"
     weights.mkdir()
-    config = dict(
-        model_type="qwen3",
-        architectures=["Qwen3ForCausalLM"],
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        vocab_size=151936,
-        tie_word_embeddings=True,
-        max_position_embeddings=40960,
-    )
+    config = dict(QWEN3_0_6B, model_type="qwen3", architectures=["Qwen3ForCausalLM"])
     (weights / "config.json").write_text(json.dumps(config))
     (weights / "model.safetensors").write_bytes((2).to_bytes(8, "little") + b"{}")
     code = cli.main(["run", "--weights", str(weights), "--out", str(tmp_path / "out"), "--no-cache"])

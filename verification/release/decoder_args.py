@@ -36,6 +36,21 @@ SMOLLM2_135M = dict(
     bos_token_id=1,
     eos_token_id=2,
 )
+# Qwen3-0.6B (Qwen/Qwen3-0.6B config.json): the scale users ship; no checkpoint of it reaches this machine,
+# so scripts/seeded_checkpoint.py writes seeded weights of this architecture.
+QWEN3_0_6B = dict(
+    vocab_size=151936,
+    hidden_size=1024,
+    intermediate_size=3072,
+    num_hidden_layers=28,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    max_position_embeddings=40960,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+)
 
 
 @dataclass
