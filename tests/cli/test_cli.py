@@ -205,6 +205,32 @@ def test_weight_directories_that_cannot_be_used(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "kept, expected",
+    [
+        (lambda name: not name.startswith("classifier."), "lacks 2 of the BertForSequenceClassification"),
+        (lambda name: False, "lacks {every} of the BertForSequenceClassification"),
+    ],
+    ids=["no classifier head", "an empty weights file"],
+)
+def test_a_checkpoint_missing_weights_is_refused_not_filled_at_random(
+    tiny_checkpoint, tmp_path, capsys, kept, expected
+):
+    """transformers draws a missing weight at random and loads on; a gate that went on would verify a
+    model nobody trained, and pass it."""
+    from safetensors.torch import load_file, save_file
+
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "config.json").write_text((tiny_checkpoint / "config.json").read_text())
+    tensors = load_file(tiny_checkpoint / "model.safetensors")
+    kept_tensors = {name: tensor for name, tensor in tensors.items() if kept(name)}
+    save_file(kept_tensors, cut / "model.safetensors", metadata={"format": "pt"})
+    argv = ["run", "--weights", str(cut), "--seq-len", "16", "--out", str(tmp_path / "o"), "--no-cache"]
+    _bad(argv, capsys, expected.format(every=len(tensors)))
+    assert not (tmp_path / "o").exists()
+
+
 def test_unknown_model_is_a_usage_error(capsys):
     _bad(
         ["run", "gpt2"],

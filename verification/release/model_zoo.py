@@ -173,17 +173,25 @@ def from_directory(
         warnings.simplefilter("ignore")
         try:
             # safetensors when present; else transformers loads the .bin with torch's weights_only=True
-            baseline = model_class.from_pretrained(
+            baseline, loading = model_class.from_pretrained(
                 path,
                 local_files_only=True,
                 trust_remote_code=False,
                 use_safetensors=checkpoint.safetensors,
                 attn_implementation="eager",
-            ).eval()
+                output_loading_info=True,
+            )
         except Exception as error:  # a corrupt or truncated weight file
             raise ModelInputError(
                 f"--weights: cannot load the weights in {str(path)!r} ({type(error).__name__}: {error})"
             ) from None
+        missing = sorted(loading.get("missing_keys") or ())
+        if missing:  # transformers would draw them at random: a gate must not verify weights nobody trained
+            raise ModelInputError(
+                f"--weights: {str(path)!r} lacks {len(missing)} of the {checkpoint.architecture} weights "
+                f"(e.g. {', '.join(missing[:3])}); expected every parameter of the head config.json names"
+            )
+        baseline = baseline.eval()
         optimized: Any = ane_models.optimize(baseline) if optimize else None
     tokenizer = load_tokenizer(path) if checkpoint.tokenizer else None
     return ModelPair(
