@@ -11,8 +11,10 @@ import coremltools as ct
 import numpy as np
 import torch
 
-from . import passes, program_cache, scopes, torch_ops  # noqa: F401 (torch_ops registers converters)
+from . import fp16_range, passes, program_cache, scopes, torch_ops  # noqa: F401 (torch_ops registers)
 from .package import load
+
+fp16_range.install()  # coremltools' fp16 range check, in bounded memory (fp16_range.py)
 
 STATE_TARGET = ct.target.iOS18  # Core ML state (read_state / coreml_update_state) came with iOS 18
 PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}
