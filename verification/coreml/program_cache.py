@@ -55,7 +55,7 @@ def _tensor_bytes(digest, name: str, tensor: torch.Tensor) -> None:
     digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
     if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: hash its bits
         tensor = tensor.view(torch.int16)
-    digest.update(tensor.numpy().tobytes())
+    digest.update(tensor.numpy().reshape(-1).view(np.uint8))  # the buffer itself: tobytes() copied it
 
 
 def _graph_constants(graph) -> list[torch.Tensor]:
