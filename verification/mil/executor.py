@@ -10,6 +10,7 @@ Precision modes (see ``MODES``) decide how the program's fp16 values are stored 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -163,7 +164,7 @@ class MILExecutor:
 
     def _to_storage(self, value, var) -> torch.Tensor:
         """A numpy constant or kernel result, stored as the mode stores ``var``'s declared type."""
-        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))
+        tensor = value if isinstance(value, torch.Tensor) else _constant_tensor(value)
         target = self._storage_dtype(_mil_dtype(var))
         if self._rounds(var) and tensor.dtype != torch.float16:
             tensor = tensor.to(torch.float16)
@@ -486,6 +487,17 @@ class MILExecutor:
     def op_count(self) -> int:
         """Number of ops that run per call (constants and, when folding, folded ops excluded)."""
         return len(self._steps)
+
+
+def _constant_tensor(value) -> torch.Tensor:
+    """A constant as a tensor: a read-only view (the weight file's, ``weight_file``) is shared, not
+    copied (kernels never write a constant); anything else is copied, as torch needs a writable array."""
+    array = np.asarray(value)
+    if array.flags.writeable or array.ndim == 0:
+        return torch.from_numpy(np.array(array))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
+        return torch.from_numpy(array)
 
 
 def _finish(tensor: torch.Tensor, dtype: torch.dtype, rounds: bool) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 coremltools cannot run a model off macOS, but it can read one: ``MLModel(path, skip_model_load=True)``
 gives the protobuf spec and the weights directory, and coremltools' milproto frontend rebuilds the
-pymil ``Program`` from them (weights are read eagerly into numpy arrays).
+pymil ``Program`` from them. Weights are read-only views into the package's memory-mapped weight file,
+one mapping per file in the process (``weight_file``), not copies per function and per load.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 import coremltools as ct
 from coremltools.converters.mil.frontend.milproto.load import load as _milproto_to_program
 from coremltools.converters.mil.mil import Program
+
+from .weight_file import load_program_views
 
 
 class ProgramLoadError(ValueError):
@@ -71,7 +74,8 @@ def program_from_spec(spec, weights_dir: str | None, where: str) -> Program:
     if weights_dir is not None and not os.path.isdir(weights_dir):
         weights_dir = None
     try:
-        return _milproto_to_program(spec, spec.specificationVersion, weights_dir or "")
+        with load_program_views():
+            return _milproto_to_program(spec, spec.specificationVersion, weights_dir or "")
     except Exception as error:
         raise ProgramLoadError(
             f"corrupt ML Program in {where}: the milproto frontend failed ({type(error).__name__}: {error})"
