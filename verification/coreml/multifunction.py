@@ -1,8 +1,9 @@
 """Multifunction packages: several functions (a decoder's prefill and decode) sharing one copy of the weights.
 
-``save_multifunction`` writes converted programs as the functions of one ``.mlpackage`` through
-coremltools' ``save_multifunction``, which stores a weight blob once when functions hold the same values
-(deduplicated by content). ``package_size`` reports what the package weighs on disk.
+``save_multifunction`` writes converted programs as the functions of one ``.mlpackage``, a weight blob
+once when functions hold the same bytes, a blob at a time (``function_merge``: the package coremltools'
+own ``save_multifunction`` writes, without holding every function's weights in memory).
+``package_size`` reports what the package weighs on disk.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import coremltools as ct
 
+from .function_merge import merge_functions
 from .package import PackageError, save
 
 MULTIFUNCTION_TARGET = ct.target.iOS18  # multifunction programs need the iOS 18 specification
@@ -61,14 +63,14 @@ def save_multifunction(
         )
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-parts-", dir=parent))
     try:
-        descriptor = ct.utils.MultiFunctionDescriptor()
-        for name, item in functions.items():
-            saved = isinstance(item, (str, os.PathLike))
-            part = Path(item) if saved else save(item, staging / f"{name}.mlpackage")
-            descriptor.add_function(str(part), "main", name)
-        descriptor.default_function_name = default
+        parts = {
+            name: Path(item)
+            if isinstance(item, (str, os.PathLike))
+            else save(item, staging / f"{name}.mlpackage")
+            for name, item in functions.items()
+        }
         combined = staging / path.name
-        ct.utils.save_multifunction(descriptor, str(combined))
+        merge_functions(parts, combined, default)
         _record_op_modules(specs, combined)
         _replace(combined, path, staging)
     finally:
