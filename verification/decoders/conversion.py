@@ -19,6 +19,7 @@ a real token). Output ``logits`` (1, N, vocab).
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -30,8 +31,11 @@ import torch
 from torch import nn
 
 from ane_layers.kv_cache import KVCache
-from verification.coreml import convert, package_size, save, save_multifunction
+from verification.coreml import convert, package_size, program_cache, save, save_multifunction
 
+from . import forked_conversion
+
+_PARENT = os.getpid()  # the process that imported this module: forked children differ
 CACHE_FORMS = ("state", "io")
 FUNCTIONS = ("prefill", "decode")
 STATE_BUFFERS = ("lm.model.kv_cache.k_cache", "lm.model.kv_cache.v_cache")  # states lm_model_kv_cache_*
@@ -99,6 +103,7 @@ class ConvertedDecoder:
     capacity: int
     package_bytes: int
     seconds: dict
+    processes: dict  # forked: converted side by side; tree_peak_mb: the process tree's sampled peak (PSS)
 
 
 def example_inputs(lm, n: int, cache: str) -> tuple:
@@ -140,36 +145,60 @@ def convert_decoder(
     cache: str = "state",
     precision: str = "fp16",
     prefill_length: int | None = None,
+    parallel: bool | None = None,
 ) -> ConvertedDecoder:
     """Convert ``lm`` (``ane_models.optimize`` of a Llama-family causal LM, batch 1) to a package at
     ``path`` with the functions ``prefill`` (``prefill_length`` tokens, default the model's) and
-    ``decode`` (one token), the cache in form ``cache``; the package is the only thing written."""
+    ``decode`` (one token), the cache in form ``cache``; the package is the only thing written.
+    ``parallel``: convert the two functions in forked processes side by side (default: where
+    ``forked_conversion.can_fork``)."""
     n = check_decoder(lm, cache, prefill_length)
     lm = lm.eval()
     lm.reset_cache()
     wrapper = _StateForm(lm) if cache == "state" else _IOForm(lm)
     names = list(INPUT_NAMES) + (list(IO_CACHE_INPUTS) if cache == "io" else [])
     outputs = ["logits"] + (list(IO_CACHE_OUTPUTS) if cache == "io" else [])
-    seconds = {}
+    forked = forked_conversion.can_fork() if parallel is None else parallel
+    tree_peak_mb = None
     with tempfile.TemporaryDirectory(prefix=f".{Path(path).stem}-functions-", dir=Path(path).parent) as parts:
-        saved_parts = {}
-        for name, tokens in (("prefill", n), ("decode", 1)):
-            start = time.perf_counter()
-            mlmodel = convert(
-                wrapper,
-                example_inputs(lm, tokens, cache),
-                precision=precision,
-                input_names=names,
-                output_names=outputs,
-                states=list(STATE_BUFFERS) if cache == "state" else None,
-                minimum_deployment_target=ct.target.iOS18,
+        jobs = {
+            name: functools.partial(
+                _convert_function, wrapper, lm, tokens, cache, precision, names, outputs, Path(parts) / name
             )
-            # one function's converted program in memory at a time: the other waits on disk
-            saved_parts[name] = save(mlmodel, Path(parts) / f"{name}.mlpackage")
-            del mlmodel
-            seconds[name] = time.perf_counter() - start
-            lm.reset_cache()  # tracing ran the model once: leave its cache empty
+            for name, tokens in (("prefill", n), ("decode", 1))
+        }
+        if forked:  # each function in its own process, side by side
+            results, tree_peak_mb = forked_conversion.run_forked(jobs)
+            for result in results.values():
+                program_cache.EVENTS.extend(result["cache_events"])
+        else:  # one function's converted program in memory at a time: the other waits on disk
+            results = {}
+            for name, job in jobs.items():
+                results[name] = job()
+                lm.reset_cache()  # tracing ran the model once: leave its cache empty
+        saved_parts = {name: Path(parts) / name / f"{name}.mlpackage" for name in jobs}
         saved = save_multifunction(saved_parts, path, default_function_name="decode")
+    seconds = {name: result["seconds"] for name, result in results.items()}
+    processes = {"forked": forked, "tree_peak_mb": None if tree_peak_mb is None else round(tree_peak_mb, 1)}
     return ConvertedDecoder(
-        saved, cache, precision, n, lm.decoder_config.cache_capacity, package_size(saved), seconds
+        saved, cache, precision, n, lm.decoder_config.cache_capacity, package_size(saved), seconds, processes
     )
+
+
+def _convert_function(wrapper, lm, tokens, cache, precision, names, outputs, folder: Path) -> dict:
+    """Convert one function and save it in ``folder``; its seconds and the program cache's events."""
+    start, events = time.perf_counter(), len(program_cache.EVENTS)
+    if os.getpid() != _PARENT:
+        torch.set_num_threads(1)  # a forked child: the other function has the other core
+    mlmodel = convert(
+        wrapper,
+        example_inputs(lm, tokens, cache),
+        precision=precision,
+        input_names=names,
+        output_names=outputs,
+        states=list(STATE_BUFFERS) if cache == "state" else None,
+        minimum_deployment_target=ct.target.iOS18,
+    )
+    folder.mkdir()
+    save(mlmodel, folder / f"{folder.name}.mlpackage")
+    return {"seconds": time.perf_counter() - start, "cache_events": program_cache.EVENTS[events:]}

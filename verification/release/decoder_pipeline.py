@@ -124,9 +124,12 @@ def run(o: DecoderOptions, progress: Callable[[int, str, float | None], None] = 
             precision=o.precision,
             prefill_length=o.prefill_len,
         )
+        if converted.processes["tree_peak_mb"] is not None:  # the functions were converted in children
+            meter.include_children(converted.processes["tree_peak_mb"])
         details["package"] = {
             "bytes": converted.package_bytes,
             "conversion_seconds": converted.seconds,
+            "conversion_processes": converted.processes,
             "cache": o.cache,
             "functions": list(conversion.FUNCTIONS),
         }

@@ -88,6 +88,14 @@ class StageMeter:
                 }
             )
 
+    def include_children(self, tree_peak_mb: float) -> None:
+        """The last stage ran child processes: its peak is the process tree's (their sampled proportional
+        set sizes and this process's, summed) where that is larger than this process's own."""
+        stage = self.stages[-1]
+        stage["own_peak_mb"] = stage["peak_mb"]
+        stage["peak_mb"] = round(max(stage["peak_mb"], tree_peak_mb), 1)
+        stage["peak_scope"] = "process tree"
+
     def memory_section(self, weights_fp32_bytes: int | None) -> dict:
         """The run's peak (the largest stage peak, or the process's) against the model's fp32 weights."""
         peak = max([s["peak_mb"] for s in self.stages] + [0.0])

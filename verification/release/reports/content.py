@@ -89,10 +89,12 @@ def stage_seconds(report: dict) -> float:
 
 
 def stage_peak(stage: dict) -> str:
-    """A stage's peak RSS in MB; "(so far)" when it is the process's peak, not the stage's own."""
+    """A stage's peak RSS in MB; "(so far)" when it is the process's peak, not the stage's own; "(with
+    children)" when it is the process tree's, child processes included."""
     if stage.get("peak_mb") is None:
         return "-"
-    return f"{stage['peak_mb']:.0f}" + (" (so far)" if stage.get("peak_scope") == "process" else "")
+    note = {"process": " (so far)", "process tree": " (with children)"}.get(stage.get("peak_scope"), "")
+    return f"{stage['peak_mb']:.0f}{note}"
 
 
 def run_peak(report: dict) -> str:
