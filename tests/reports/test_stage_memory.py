@@ -76,9 +76,23 @@ def test_the_reports_show_each_stage_peak_and_the_ratio_to_the_weights():
     stages = [
         {"name": "convert", "seconds": 10.5, "peak_mb": 1234.4, "peak_scope": "stage"},
         {"name": "gate", "seconds": 0.25, "peak_mb": 987.0, "peak_scope": "process"},
+        {"name": "convert two", "seconds": 3.0, "peak_mb": 2222.0, "peak_scope": "process tree"},
     ]
     report = _report(stages, {"peak_mb": 1234.4, "weights_fp32_mb": 268.0, "peak_over_weights": 4.61})
     markdown, html = render_markdown(report), unescape(render_html(report))
     for text in (markdown, html):
         assert "peak RSS (MB)" in text and "1234" in text and "987 (so far)" in text, text
+        assert "2222 (with children)" in text, text
         assert "4.61x the model's fp32 weights (268 MB)" in text, text
+
+
+def test_a_stage_that_ran_children_takes_the_process_trees_peak_where_larger():
+    meter = StageMeter()
+    with meter.stage("convert"):
+        pass
+    own = meter.stages[-1]["peak_mb"]
+    meter.include_children(own + 500.0)
+    stage = meter.stages[-1]
+    assert stage["peak_mb"] == round(own + 500.0, 1) and stage["own_peak_mb"] == own, stage
+    assert stage["peak_scope"] == "process tree"
+    assert meter.memory_section(10**8)["peak_mb"] == stage["peak_mb"]
