@@ -75,3 +75,28 @@ def test_storage_forms_do_not_share_and_the_store_lets_go_when_executors_do():
 
     del native, storage, reference, as_fp16, as_fp32
     assert constant_store.held_bytes() <= before, "the store kept weights alive after their executors went"
+
+
+def test_a_tied_embedding_read_as_a_table_and_as_a_head_weight_is_one_tensor():
+    """The same bytes as a (vocab, hidden) gather table and a (vocab, hidden, 1, 1) conv weight (a tied
+    LM head, as converted): one decoded tensor in two shapes, each op still computing with its own."""
+    rng = np.random.default_rng(20)
+    vocab, hidden = 512, 128  # 256 KB of fp32
+    table = rng.standard_normal((vocab, hidden)).astype(np.float32)
+    with Function(
+        {"ids": mb.placeholder(shape=(3,), dtype=types.int32), "x": mb.placeholder(shape=(1, hidden, 1, 2))},
+        ct.target.iOS16,
+    ) as function:
+        rows = mb.gather(x=table, indices=function.inputs["ids"], axis=0, name="rows")
+        logits = mb.conv(x=function.inputs["x"], weight=table.reshape(vocab, hidden, 1, 1), name="logits")
+        function.set_outputs([rows, logits])
+    program = Program()
+    program.add_function("main", function)
+    executor = MILExecutor(program, mode="fp32")
+    big = [t for t in executor.constants.values() if t.numel() == vocab * hidden]
+    assert len(big) == 2 and {t.dim() for t in big} == {2, 4}, [tuple(t.shape) for t in big]
+    assert big[0].untyped_storage().data_ptr() == big[1].untyped_storage().data_ptr(), "two decoded copies"
+    ids, x = np.array([0, 7, 511], np.int32), rng.standard_normal((1, hidden, 1, 2)).astype(np.float32)
+    out = executor.run({"ids": ids, "x": x})
+    np.testing.assert_array_equal(out["rows"], table[ids])
+    np.testing.assert_allclose(out["logits"][0, :, 0, :], table @ x[0, :, 0, :], rtol=1e-4, atol=1e-4)

@@ -25,12 +25,21 @@ _STORE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def content_key(value: np.ndarray) -> tuple | None:
-    """What identifies ``value``'s contents (dtype, shape, a 128-bit digest), or None for a small one."""
+    """What identifies ``value``'s contents (dtype, size, a 128-bit digest), or None for a small one.
+
+    Not its shape: a tied embedding is a (vocab, hidden) gather table and a (vocab, hidden, 1, 1) head
+    weight with the same bytes, one tensor here (``shaped`` gives each reader its shape)."""
     array = np.ascontiguousarray(value)
     if array.nbytes < MIN_BYTES:
         return None
     digest = hashlib.blake2b(memoryview(array).cast("B"), digest_size=16).digest()
-    return (array.dtype.str, array.shape, digest)
+    return (array.dtype.str, array.nbytes, digest)
+
+
+def shaped(tensor: torch.Tensor, shape) -> torch.Tensor:
+    """``tensor`` as ``shape`` (a view of the same memory when only the shape differs)."""
+    shape = tuple(shape)
+    return tensor if tuple(tensor.shape) == shape else tensor.reshape(shape)
 
 
 def shared(key: tuple | None, form: str, decode: Callable[[], torch.Tensor]) -> torch.Tensor:

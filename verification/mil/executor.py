@@ -240,6 +240,7 @@ class MILExecutor:
                 tensor = constant_store.shared(
                     key, form, lambda value=value, var=var: self._to_storage(value, var)
                 )
+                tensor = constant_store.shaped(tensor, np.shape(value))
                 self._constant_keys[var.name] = key
                 self.constants[var.name] = tensor
                 self._new_slot(var, tensor)
@@ -254,9 +255,10 @@ class MILExecutor:
             key = ("fp32", var.name)
             if key not in self._upcast_cache:
                 content = self._constant_keys.get(var.name)
-                self._upcast_cache[key] = constant_store.shared(
+                upcast_value = constant_store.shared(
                     content, "fp32 upcast of fp16", lambda: value.to(torch.float32)
                 )
+                self._upcast_cache[key] = constant_store.shaped(upcast_value, value.shape)
             return self._upcast_cache[key]
         return value
 
@@ -396,15 +398,32 @@ class MILExecutor:
         ``state``: required for a function that declares states (``make_state()``); it is updated in place.
         A state is checked before any op runs, so a refused call changes nothing.
         """
-        check_state(state, self.state_specs, self.program, self.mode, f"function {self.function_name!r}")
         with torch.inference_mode():
-            env = list(self._initial_env)
-            for name, tensor in zip(self.inputs, self._check_inputs(inputs), strict=True):
-                env[self._slot_of[name]] = tensor
-            for spec in self.state_specs:
-                env[self._slot_of[spec.name]] = state.cell(spec.name)
-            self._walk(env, observe, replacements)
-            return {name: self._output_array(name, env[self._slot_of[name]]) for name in self.output_names}
+            steps = self.run_stepwise(inputs, replacements=replacements, state=state)
+            while True:
+                try:
+                    info, outputs = next(steps)
+                except StopIteration as finished:
+                    return finished.value
+                if observe is not None:
+                    observe(info, outputs)
+
+    def run_stepwise(
+        self, inputs: Mapping, *, replacements: Mapping | None = None, state: ProgramState | None = None
+    ) -> Iterator[tuple[OpInfo, tuple]]:
+        """``run``, an op at a time: a generator of ``(info, outputs)`` after each op (what ``observe``
+        sees), returning the outputs by name. Several runs advanced in lockstep compare op by op while
+        each holds only its live values (the hazard finder). Iterate it under ``torch.inference_mode()``.
+        ``replacements`` are read when the next op starts: the values of an op may be put there after it
+        is yielded."""
+        check_state(state, self.state_specs, self.program, self.mode, f"function {self.function_name!r}")
+        env = list(self._initial_env)
+        for name, tensor in zip(self.inputs, self._check_inputs(inputs), strict=True):
+            env[self._slot_of[name]] = tensor
+        for spec in self.state_specs:
+            env[self._slot_of[spec.name]] = state.cell(spec.name)
+        yield from self._walk(env, replacements)
+        return {name: self._output_array(name, env[self._slot_of[name]]) for name in self.output_names}
 
     def run_all_intermediates(self, inputs: Mapping, *, state: ProgramState | None = None) -> dict:
         """Run and return every op output (not constants) by variable name, as numpy arrays."""
@@ -417,7 +436,7 @@ class MILExecutor:
         self.run(inputs, observe=keep, state=state)
         return collected
 
-    def _walk(self, env: list, observe, replacements=None):
+    def _walk(self, env: list, replacements=None):
         for call, fixed, data, attrs, tuples, out_slots, finishers, frees, info in self._steps:
             kwargs = dict(fixed)
             for name, slot in data:
@@ -440,8 +459,7 @@ class MILExecutor:
             else:
                 for slot, tensor, (dtype, rounds) in zip(out_slots, result, finishers, strict=True):
                     env[slot] = _finish(tensor, dtype, rounds)
-            if observe is not None:
-                observe(info, tuple(env[slot] for slot in out_slots))
+            yield info, tuple(env[slot] for slot in out_slots)
             if replacements is not None:
                 for slot, name in zip(out_slots, info.output_names, strict=True):
                     if name in replacements:
