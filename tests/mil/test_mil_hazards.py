@@ -176,3 +176,34 @@ def test_an_op_that_goes_nan_in_one_element_is_named_not_the_ops_after_it(fp16_m
     assert (first.nan_count, first.inf_count, first.size) == (1, 0, 8), text
     assert first.reference_is_finite, text
     assert "FIRST NON-FINITE: op #" in text and "'partly_nan'" in text and "1 NaN, 0 Inf of 8" in text
+
+
+def test_the_finder_holds_only_live_values_not_every_activation():
+    """A chain of 48 ops on a 4 MB tensor: the finder's runs go in lockstep, each holding what is still to
+    be read, so its peak grows by a few tensors; holding every activation of the reference run and of the
+    own-loss run (as it once did) is 2 x 48 x 4 MB."""
+    import coremltools as ct
+    from coremltools.converters.mil.mil import Function, Program
+
+    from verification.release.resources import StageMeter
+
+    size, count = 1 << 20, 48
+    rng = np.random.default_rng(4)
+    with Function({"x": mb.placeholder(shape=(1, size), dtype=types.fp16)}, ct.target.iOS16) as function:
+        y = function.inputs["x"]
+        for i in range(count):
+            y = mb.add(x=y, y=np.float16(0.001 * (i + 1)), name=f"step_{i}")
+        function.set_outputs([y])
+    program = Program()
+    program.add_function("main", function)
+    feed = {"x": rng.standard_normal((1, size)).astype(np.float16)}
+    meter = StageMeter()
+    with meter.stage("hazards"):
+        report = find_hazards(program, feed)
+    stage = meter.stages[-1]
+    if stage["peak_scope"] != "stage":
+        pytest.skip("this kernel cannot reset the peak-RSS mark: a stage's own peak is not measurable")
+    grown = stage["peak_mb"] - stage["start_mb"]
+    assert len(report.ops_by_precision) == count and report.first_non_finite is None, report.render()
+    held_all = 2 * count * size * 4 / 1e6
+    assert grown < held_all / 2, f"the finder grew {grown:.0f} MB; all activations twice: {held_all:.0f} MB"

@@ -263,6 +263,15 @@ def _op_inputs(function) -> dict:
     return names
 
 
+def _finished(run) -> dict:
+    """The return value (the outputs) of a stepwise run that has yielded its last op."""
+    try:
+        info, _ = next(run)
+    except StopIteration as finished:
+        return finished.value
+    raise AssertionError(f"the runs fell out of lockstep: op {info.name!r} was left to run")
+
+
 class _StoredAs(Mapping):
     """``values`` (name -> tensor) as ``executor`` stores each variable, converted on access."""
 
@@ -346,87 +355,82 @@ def find_hazards(
         return state
 
     reference_state = state_for(reference_run)
-
-    def keep(info, outputs):
-        for name, tensor in zip(info.output_names, outputs, strict=True):
-            reference[name] = tensor
-
-    reference_outputs = reference_run.run(inputs, observe=keep, state=reference_state)
-    op_inputs = _op_inputs(fp16_run.function)
-    drift: dict = {}  # output name -> (OpInfo, PSNR, max abs error, worst input PSNR)
-    first: list[NonFinite] = []
-
-    def compare_drift(info, outputs):
-        for name, tensor in zip(info.output_names, outputs, strict=True):
-            ref = reference[name]
-            if not tensor.is_floating_point():
-                continue
-            bad = ~torch.isfinite(tensor)
-            if bad.any() and not first:
-                first.append(
-                    NonFinite(
-                        info.position,
-                        info.name,
-                        info.op_type,
-                        name,
-                        int(torch.isnan(tensor).sum()),
-                        int(torch.isinf(tensor).sum()),
-                        tensor.numel(),
-                        bool(torch.isfinite(ref).all()),
-                        modules.get(info.name),
-                    )
-                )
-            if not torch.isfinite(ref).all() or tensor.numel() == 0:
-                continue
-            upstream = [drift[n][1] for n in op_inputs.get(info.name, ()) if n in drift]
-            drift[name] = (info, *_compare(ref, tensor), min(upstream, default=np.inf))
-
-    fp16_outputs = fp16_run.run(inputs, observe=compare_drift, state=state_for(fp16_run))
-    # Own loss: every op in fp32 and in fp16 on the same inputs, the reference values as fp16 stores them.
-    exact_on_stored: dict = {}
-
-    def keep_exact(info, outputs):
-        for name, tensor in zip(info.output_names, outputs, strict=True):
-            if name in drift:
-                exact_on_stored[name] = tensor
-
     stored_inputs = {
         name: np.asarray(value).astype(np.float16) if fp16_run.inputs[name].dtype == "fp16" else value
         for name, value in inputs.items()
     }
-    reference_run.run(
-        stored_inputs,
-        observe=keep_exact,
-        replacements=_StoredAs(fp16_run, reference),
-        state=state_for(reference_run),
-    )
+    op_inputs = _op_inputs(fp16_run.function)
+    drift: dict = {}  # output name -> (PSNR, max abs error, worst input PSNR)
+    first: list[NonFinite] = []
     precision: list[OpPrecision] = []
-
-    def compare_own(info, outputs):
-        for name, tensor in zip(info.output_names, outputs, strict=True):
-            if name not in drift:
-                continue
-            _, value, error, input_value = drift[name]
-            exact = exact_on_stored.pop(name)
-            own_value, own_error = (
-                _compare(exact, tensor) if torch.isfinite(exact).all() else (float("nan"), float("nan"))
-            )
-            precision.append(
-                OpPrecision(
-                    info.position,
-                    info.name,
-                    info.op_type,
-                    name,
-                    value,
-                    error,
-                    input_value,
-                    own_value,
-                    own_error,
-                    modules.get(info.name),
+    # Four runs in lockstep, an op at a time, each holding only its live values (not every activation):
+    # the reference (fp32) and the fp16 run (drift: how far each op's output is), and both again on the
+    # reference's values as fp16 stores them (own loss: what each op alone adds). ``reference`` holds the
+    # current op's reference outputs, the values the own-loss runs take before their next op.
+    reference: dict = {}
+    with torch.inference_mode():
+        runs = (
+            reference_run.run_stepwise(inputs, state=reference_state),
+            fp16_run.run_stepwise(inputs, state=state_for(fp16_run)),
+            reference_run.run_stepwise(
+                stored_inputs, replacements=_StoredAs(fp16_run, reference), state=state_for(reference_run)
+            ),
+            fp16_run.run_stepwise(inputs, replacements=reference, state=state_for(fp16_run)),
+        )
+        while True:
+            try:
+                info, reference_out = next(runs[0])
+            except StopIteration as finished:
+                reference_outputs = finished.value
+                break
+            (fp16_info, fp16_out), (exact_info, exact_out), (own_info, own_out) = (next(r) for r in runs[1:])
+            if not info.name == fp16_info.name == exact_info.name == own_info.name:
+                raise AssertionError(f"the runs fell out of lockstep at op {info.name!r}")
+            reference.clear()
+            for name, ref, tensor, exact, own in zip(
+                info.output_names, reference_out, fp16_out, exact_out, own_out, strict=True
+            ):
+                reference[name] = ref
+                if not tensor.is_floating_point():
+                    continue
+                bad = ~torch.isfinite(tensor)
+                if bad.any() and not first:
+                    first.append(
+                        NonFinite(
+                            info.position,
+                            info.name,
+                            info.op_type,
+                            name,
+                            int(torch.isnan(tensor).sum()),
+                            int(torch.isinf(tensor).sum()),
+                            tensor.numel(),
+                            bool(torch.isfinite(ref).all()),
+                            modules.get(info.name),
+                        )
+                    )
+                if not torch.isfinite(ref).all() or tensor.numel() == 0:
+                    continue
+                upstream = [drift[n][0] for n in op_inputs.get(info.name, ()) if n in drift]
+                value, error = _compare(ref, tensor)
+                drift[name] = (value, error, min(upstream, default=np.inf))
+                own_value, own_error = (
+                    _compare(exact, own) if torch.isfinite(exact).all() else (float("nan"), float("nan"))
                 )
-            )
-
-    fp16_run.run(inputs, observe=compare_own, replacements=reference, state=state_for(fp16_run))
+                precision.append(
+                    OpPrecision(
+                        info.position,
+                        info.name,
+                        info.op_type,
+                        name,
+                        value,
+                        error,
+                        drift[name][2],
+                        own_value,
+                        own_error,
+                        modules.get(info.name),
+                    )
+                )
+        fp16_outputs = _finished(runs[1])
     reference.clear()
     warnings = scan_constants(
         reference_run.program,
