@@ -113,13 +113,13 @@ def estimate(family: str, config: dict, seq_len: int, rows: int, *, architecture
 
 
 # Causal LMs (``run smollm2``, ``run --weights`` of a Llama-family checkpoint): coremltools' conversion of
-# the two functions dominates time and memory, and both grow with the parameters. Fitted to two runs of
-# seeded checkpoints (docs/run-estimates.md): 49.6M parameters, 74 s and 1.99 GB; 187M, 235 s (the machine
-# shared) and 7.17 GB.
-DECODER_FIXED_SECONDS = 16.0
-DECODER_SECONDS_PER_MPARAM = 1.17
-DECODER_FIXED_BYTES = 0.12e9
-DECODER_PEAK_PER_WEIGHT_BYTE = 9.4  # peak RSS per byte of fp32 weights (conversion is the peak)
+# the two functions dominates time and memory, and both grow with the parameters. Fitted to the two runs of
+# benchmarks/bench_scale.py (docs/run-estimates.md): seeded SmolLM2-135M (134.5M parameters), 268 s and
+# 3.16 GB; seeded Qwen3-0.6B (596M), 958 s and 9.68 GB.
+DECODER_FIXED_SECONDS = 67.0
+DECODER_SECONDS_PER_MPARAM = 1.49
+DECODER_FIXED_BYTES = 1.26e9
+DECODER_PEAK_PER_WEIGHT_BYTE = 3.53  # peak RSS per byte of fp32 weights (the conversion tree is the peak)
 
 
 def decoder_parameters(config: dict) -> int:
