@@ -46,6 +46,18 @@ class ModelInputError(ValueError):
     """Unknown model names, unusable weight directories and impossible sizes."""
 
 
+def refuse_missing_weights(loading: dict, path, weights: str, expected: str) -> None:
+    """Refuse a checkpoint whose load (transformers' ``output_loading_info``) left weights missing:
+    transformers draws them at random and loads on, and a gate must not verify weights nobody trained.
+    ``weights`` names the model's weights, ``expected`` says what the checkpoint should hold."""
+    missing = sorted(loading.get("missing_keys") or ())
+    if missing:
+        raise ModelInputError(
+            f"--weights: {str(path)!r} lacks {len(missing)} of {weights} (e.g. {', '.join(missing[:3])}); "
+            f"expected {expected}"
+        )
+
+
 @dataclass
 class Checkpoint:
     """What a checkpoint directory holds, read from its files alone (nothing is built or loaded)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import float32_loading
+from .checkpoint_files import refuse_missing_weights
 from .decoder_args import (  # noqa: F401 (checked before torch is imported; re-exported)
     DECODER_MODELS,
     DECODER_TYPES,
@@ -71,12 +72,9 @@ def from_weights(weights: str) -> DecoderSource:
         )
     except (OSError, ValueError, KeyError) as error:
         raise ModelInputError(f"--weights: cannot load a causal LM from {str(path)!r} ({error})") from None
-    missing = sorted(loading.get("missing_keys") or ())
-    if missing:  # transformers would draw them at random: a gate must not verify weights nobody trained
-        raise ModelInputError(
-            f"--weights: {str(path)!r} lacks {len(missing)} of the model's weights (e.g. "
-            f"{', '.join(missing[:3])}); expected every parameter of its config in the checkpoint"
-        )
+    refuse_missing_weights(
+        loading, path, "the model's weights", "every parameter of its config in the checkpoint"
+    )
     model = model.eval()
     if model.config.model_type not in DECODER_TYPES:
         raise ModelInputError(

@@ -27,6 +27,7 @@ from .checkpoint_files import (  # noqa: F401 (the light half: checked before to
     embedded_max_positions,
     inspect_directory,
     max_positions,
+    refuse_missing_weights,
 )
 
 SENTENCES = (
@@ -185,12 +186,12 @@ def from_directory(
             raise ModelInputError(
                 f"--weights: cannot load the weights in {str(path)!r} ({type(error).__name__}: {error})"
             ) from None
-        missing = sorted(loading.get("missing_keys") or ())
-        if missing:  # transformers would draw them at random: a gate must not verify weights nobody trained
-            raise ModelInputError(
-                f"--weights: {str(path)!r} lacks {len(missing)} of the {checkpoint.architecture} weights "
-                f"(e.g. {', '.join(missing[:3])}); expected every parameter of the head config.json names"
-            )
+        refuse_missing_weights(
+            loading,
+            path,
+            f"the {checkpoint.architecture} weights",
+            "every parameter of the head config.json names",
+        )
         baseline = baseline.eval()
         optimized: Any = ane_models.optimize(baseline) if optimize else None
     tokenizer = load_tokenizer(path) if checkpoint.tokenizer else None
