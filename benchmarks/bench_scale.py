@@ -1,6 +1,7 @@
 """`ane-verify run` of causal LMs at the scale users ship, with the goals of issue 18, in one invocation.
 
 Run: python benchmarks/bench_scale.py [--presets smollm2-135m,qwen3-0.6b] [--layers N] [--json FILE]
+     [--keep DIR]
 
 For each preset, writes a seeded checkpoint of the published architecture (scripts/seeded_checkpoint.py;
 no real checkpoint can be fetched here), runs `ane-verify run --weights DIR --no-cache` on it with the
@@ -109,10 +110,15 @@ def main(argv=None) -> int:
     parser.add_argument("--presets", default="smollm2-135m,qwen3-0.6b")
     parser.add_argument("--layers", type=int, help="cut every preset to this many layers")
     parser.add_argument("--json", type=Path, help="also write the rows and goals here")
+    parser.add_argument("--keep", type=Path, help="write the checkpoints and runs here (a new directory)")
     args = parser.parse_args(argv)
     host = host_section(None)
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        rows = [_run(preset, args.layers, Path(tmp)) for preset in args.presets.split(",")]
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)  # refused if it exists: nothing of an earlier run is mixed in
+        rows = [_run(preset, args.layers, args.keep) for preset in args.presets.split(",")]
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            rows = [_run(preset, args.layers, Path(tmp)) for preset in args.presets.split(",")]
     print(f"machine: {host['cpu']}, {host['cores']} cores")
     print("| model | layers | parameters | verdict | wall | peak RSS | peak / fp32 weights |")
     print("|---|---|---|---|---|---|---|")
