@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import coremltools as ct
-from coremltools.models.utils import load_spec
 
 from verification.mil.weight_file import HEADER, RECORD, SENTINEL, VERSION, mapping
 
@@ -107,7 +106,8 @@ def merge_functions(parts: Mapping[str, str | os.PathLike], path: Path, default:
     """Write the package ``path`` (which must not exist) with one function per ``parts`` entry (function
     name -> a saved single-function ML Program package, its function ``main``), weights shared by content,
     ``default`` the default function."""
-    specs = {name: load_spec(str(part)) for name, part in parts.items()}
+    models = {name: ct.models.MLModel(str(part), skip_model_load=True) for name, part in parts.items()}
+    specs = {name: model.get_spec() for name, model in models.items()}
     combined = ct.proto.Model_pb2.Model()
     combined.specificationVersion = max(
         IOS18_SPECIFICATION, *(s.specificationVersion for s in specs.values())
@@ -118,7 +118,7 @@ def merge_functions(parts: Mapping[str, str | os.PathLike], path: Path, default:
         writer = _WeightWriter(weights / "weight.bin")
         try:
             for name, spec in specs.items():
-                source = ct.models.MLModel(str(parts[name]), skip_model_load=True).weights_dir
+                source = models[name].weights_dir
                 function = combined.mlProgram.functions[name]
                 function.CopyFrom(spec.mlProgram.functions["main"])
                 for value in _blob_values(function):
